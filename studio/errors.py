@@ -1,0 +1,32 @@
+"""Errors a user can meet. Each message is a whole sentence a non-programmer understands.
+
+The UI turns them into `gr.Warning`/`gr.Error`, the CLI into a non-zero exit with the sentence on stderr.
+"""
+
+
+class StudioError(Exception):
+    """Base class: the message is shown to the user as is."""
+
+
+class ModelUnavailableError(StudioError):
+    """The model is neither on this machine nor downloadable right now."""
+
+
+class BadImageError(StudioError):
+    """The image cannot be read, is empty, or is too large."""
+
+
+class BadLabelsError(StudioError):
+    """The labels typed cannot be classified against."""
+
+
+class BadTemplateError(StudioError):
+    """A prompt template without a place for the label."""
+
+
+class ExportError(StudioError):
+    """Exporting a model to ONNX failed or its result disagreed with PyTorch."""
+
+
+class CorruptExportError(StudioError):
+    """An exported graph no longer matches its manifest (changed or damaged on disk)."""

@@ -1,0 +1,43 @@
+"""Model families: what graphs an architecture is split into, as PyTorch wrappers with their ONNX names and axes.
+
+Both the PyTorch backend and the exporter use these wrappers, so "our PyTorch path" and "our ONNX path" are the same
+computation by construction, and parity checks compare like with like.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One exported graph.
+
+    Attributes:
+        name: File stem and key, e.g. "image_encoder".
+        input_names: Forward arguments of the wrapper, in order.
+        output_names: Returned tensors, in order.
+        dynamic_axes: Per input/output, the axes whose size may vary, by axis name.
+        build: Makes the wrapper module from the loaded Hugging Face model.
+        quantizable: Whether an int8 variant is offered (weights dominated by MatMuls).
+    """
+
+    name: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+    build: Callable
+    quantizable: bool = False
+    tolerance: dict = field(default_factory=lambda: {"atol": 1e-4, "rtol": 1e-3})
+
+
+_MODULES = {"clip": "studio.families.clip"}
+
+
+def get_family(name: str):
+    """The family module (`GRAPHS`, `load_model`, `random_model`, `metadata`, `parity_inputs`, `save_files`)."""
+    if name not in _MODULES:
+        raise KeyError(f"unknown model family {name!r}")
+    return importlib.import_module(_MODULES[name])

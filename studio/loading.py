@@ -1,0 +1,207 @@
+"""Turns a model name + backend + device into the graphs a task runs (a `GraphSet`), and describes model state.
+
+backend "auto" runs a verified ONNX export when one exists and PyTorch otherwise; "onnx" exports first when needed;
+"torch" always runs PyTorch. A graph whose checksum no longer matches its manifest is refused with a notice and the
+model runs on PyTorch instead. Every fallback is said in `GraphSet.notices`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.backends.base import GraphSet
+from studio.errors import CorruptExportError, ModelUnavailableError
+from studio.export.manifest import graphs_of, read_manifest, variants_of, verify_graphs
+from studio.families import get_family
+from studio.progress import Progress, no_progress, scaled
+from studio.sources import ModelSource, directory_fingerprint, fetch, missing_model_sentence
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnx", "torch")
+VARIANTS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What of a model is on this machine.
+
+    Attributes:
+        source: The resolved source.
+        export_dir: Where its export is (or would be).
+        variants: Exported variants ("fp32", "int8"), empty when not exported.
+        stale: The export was made from a local folder that has changed since.
+    """
+
+    source: ModelSource
+    export_dir: Path
+    variants: tuple[str, ...]
+    stale: bool = False
+
+    @property
+    def on_disk(self) -> bool:
+        return self.source.local_dir is not None
+
+    @property
+    def summary(self) -> str:
+        """A short state for lists: "downloaded · exported to ONNX (fp32, int8)", "missing"."""
+        parts = []
+        if self.source.origin == "local-dir":
+            parts.append("local folder")
+        elif self.source.origin == "local-copy":
+            parts.append("local copy")
+        elif self.source.origin == "cache":
+            parts.append("downloaded")
+        if self.variants and not self.stale:
+            parts.append(f"exported to ONNX ({', '.join(self.variants)})")
+        elif self.stale:
+            parts.append("export out of date")
+        return " · ".join(parts) if parts else "missing (not downloaded, not exported)"
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.source.display_name,
+            "revision": self.source.revision,
+            "on_disk": self.on_disk,
+            "origin": self.source.origin or None,
+            "exported_variants": list(self.variants),
+            "export_dir": str(self.export_dir),
+            "state": self.summary,
+        }
+
+
+def model_state(source: ModelSource, models_dir: Path) -> ModelState:
+    """Reads what of a model is on this machine, without hashing graphs."""
+    from studio.export.exporter import export_dir
+
+    directory = export_dir(models_dir, source)
+    manifest = read_manifest(directory)
+    return ModelState(source, directory, tuple(variants_of(manifest)), _is_stale(source, manifest))
+
+
+def _is_stale(source: ModelSource, manifest: dict | None) -> bool:
+    if not manifest or source.origin != "local-dir":
+        return False
+    recorded = manifest.get("source", {}).get("fingerprint")
+    return recorded is not None and recorded != directory_fingerprint(source.local_dir)
+
+
+def load_graphs(
+    source: ModelSource,
+    models_dir: Path,
+    backend: str = "auto",
+    device: str = "auto",
+    variant: str = "fp32",
+    progress: Progress = no_progress,
+) -> GraphSet:
+    """Loads the graphs of a model on the chosen backend and device.
+
+    Args:
+        source: The resolved model.
+        models_dir: Root of exports and local copies.
+        backend: "auto", "onnx" or "torch".
+        device: "auto", "cuda" or "cpu".
+        variant: "fp32" or "int8" (int8 exists for ONNX only).
+        progress: Receives fractions and sentences (downloads and exports can take minutes).
+
+    Returns:
+        The graphs, their real runtime, and notices for the user.
+
+    Raises:
+        ModelUnavailableError: Neither an export nor the model files can be had.
+        ExportError: An export that was needed failed.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}")
+    notices: list[str] = []
+    if backend == "torch":
+        if variant != "fp32":
+            notices.append("The int8 variant exists for ONNX Runtime only; PyTorch runs full precision.")
+        return _torch_graphs(source, models_dir, device, progress, notices)
+
+    state = model_state(source, models_dir)
+    manifest = read_manifest(state.export_dir)
+    if state.stale:
+        notices.append("The model folder has changed since it was exported, so the old export is not used.")
+        manifest = None
+    if manifest is None and backend == "auto" and variant == "fp32":
+        notices.append("This model has no ONNX export yet, so it runs with PyTorch. Export it to run faster.")
+        return _torch_graphs(source, models_dir, device, progress, notices)
+    if manifest is None:
+        manifest = _export_now(source, models_dir, scaled(progress, 0.0, 0.8), notices)
+    if variant not in variants_of(manifest):
+        from studio.export.quantize import quantize_export
+
+        started = time.perf_counter()
+        quantize_export(state.export_dir, scaled(progress, 0.8, 0.95))
+        notices.append(f"Made the int8 variant first ({time.perf_counter() - started:.0f} s).")
+        manifest = read_manifest(state.export_dir)
+    try:
+        progress(0.96, "Checking the exported graphs…")
+        verify_graphs(state.export_dir, manifest, variant)
+    except CorruptExportError as exc:
+        log.warning("%s", exc)
+        notices.append(f"{exc} Running with PyTorch instead.")
+        return _torch_graphs(source, models_dir, device, progress, notices)
+    return _onnx_graphs(state.export_dir, manifest, device, variant, notices)
+
+
+def _export_now(source: ModelSource, models_dir: Path, progress: Progress, notices: list[str]) -> dict:
+    from studio.export.exporter import export_model
+
+    started = time.perf_counter()
+    source = _fetched(source, models_dir, progress)
+    directory = export_model(source, models_dir, progress)
+    notices.append(f"Exported {source.display_name} to ONNX first ({time.perf_counter() - started:.0f} s), in {directory}.")
+    return read_manifest(directory)
+
+
+def _fetched(source: ModelSource, models_dir: Path, progress: Progress) -> ModelSource:
+    if source.local_dir is None and source.spec is None:
+        raise ModelUnavailableError(f"The model {source.display_name} is not on this computer.")
+    if source.local_dir is None and source.spec is not None:
+        return fetch(source, models_dir, on_progress=lambda msg: progress(0.01, msg))
+    return source
+
+
+def _onnx_graphs(directory: Path, manifest: dict, device: str, variant: str, notices: list[str]) -> GraphSet:
+    from studio.backends.onnx import OnnxBackend
+
+    graphs = {
+        name: OnnxBackend(directory / entry["file"], device=device, variant=variant)
+        for name, entry in graphs_of(manifest, variant).items()
+    }
+    runtime = next(iter(graphs.values())).runtime
+    return GraphSet(graphs, runtime, directory, dict(manifest.get("metadata", {})), notices)
+
+
+def _torch_graphs(source: ModelSource, models_dir: Path, device: str, progress: Progress, notices: list[str]) -> GraphSet:
+    from studio.backends.pytorch import TorchBackend
+
+    try:
+        source = _fetched(source, models_dir, progress)
+    except ModelUnavailableError:
+        if notices:  # say why PyTorch was needed before saying it is not possible
+            raise ModelUnavailableError(" ".join([*notices, missing_sentence(source, models_dir)])) from None
+        raise
+    family = get_family(source.family)
+    progress(0.9, f"Loading {source.display_name} in PyTorch…")
+    model = family.load_model(source.local_dir)
+    graphs = {
+        spec.name: TorchBackend(spec.build(model), spec.input_names, spec.output_names, device=device)
+        for spec in family.GRAPHS
+    }
+    runtime = next(iter(graphs.values())).runtime
+    return GraphSet(graphs, runtime, source.local_dir, family.metadata(model), notices)
+
+
+def missing_sentence(source: ModelSource, models_dir: Path) -> str:
+    """The sentence for a model that cannot be had."""
+    if source.spec is not None:
+        return missing_model_sentence(source.spec, models_dir)
+    return f"The model {source.display_name} is not on this computer."

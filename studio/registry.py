@@ -1,0 +1,148 @@
+"""The model registry: one row per model a tab can use, kept as data.
+
+A row pins a Hugging Face hub id to a commit, names the family whose graphs it exports to (`studio.families`), and
+carries the full-size architecture config that `studio bench` builds with random weights (no download needed).
+Adding a model means adding a row here; adding an architecture means adding a family module too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a task can run.
+
+    Attributes:
+        task: The task (tab) it serves, e.g. "zero-shot".
+        hub_id: Hugging Face repository id.
+        revision: The pinned commit of that repository; users get exactly these weights.
+        family: The family module in `studio.families` that knows its graphs.
+        title: What the model picker shows to people who do not read hub ids.
+        licence: The weights' licence, shown beside the title.
+        architecture: config.json fields of the full-size model, so benchmarks can build it with random weights.
+        default: Whether the task uses this row when no model is chosen.
+    """
+
+    task: str
+    hub_id: str
+    revision: str
+    family: str
+    title: str
+    licence: str
+    architecture: Mapping = field(default_factory=dict, repr=False)
+    default: bool = False
+
+    @property
+    def key(self) -> str:
+        """The registry key, unique per task."""
+        return f"{self.task}:{self.hub_id}"
+
+
+def _clip_architecture(*, vision: dict, text: dict, projection_dim: int) -> Mapping:
+    """The config.json of an OpenAI CLIP checkpoint, as far as compute cost and graph shapes depend on it."""
+    text_common = dict(
+        vocab_size=49408,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        # The OpenAI checkpoints carry these legacy ids (eos 2 switches pooling to argmax over input ids).
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+    )
+    return MappingProxyType(
+        {
+            "model_type": "clip",
+            "projection_dim": projection_dim,
+            "logit_scale_init_value": 2.6592,
+            "text_config": {**text_common, **text},
+            "vision_config": {"hidden_act": "quick_gelu", "image_size": 224, **vision},
+        }
+    )
+
+
+_CLIP_B_TEXT = dict(hidden_size=512, intermediate_size=2048, num_attention_heads=8, num_hidden_layers=12)
+_CLIP_B_VISION = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12)
+
+_ROWS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        task="zero-shot",
+        hub_id="openai/clip-vit-base-patch32",
+        revision="3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268",
+        family="clip",
+        title="CLIP ViT-B/32 (OpenAI) — fastest",
+        licence="MIT",
+        architecture=_clip_architecture(vision={**_CLIP_B_VISION, "patch_size": 32}, text=_CLIP_B_TEXT, projection_dim=512),
+        default=True,
+    ),
+    ModelSpec(
+        task="zero-shot",
+        hub_id="openai/clip-vit-base-patch16",
+        revision="57c216476eefef5ab752ec549e440a49ae4ae5f3",
+        family="clip",
+        title="CLIP ViT-B/16 (OpenAI) — more accurate, about 4x the compute",
+        licence="MIT",
+        architecture=_clip_architecture(vision={**_CLIP_B_VISION, "patch_size": 16}, text=_CLIP_B_TEXT, projection_dim=512),
+    ),
+    ModelSpec(
+        task="zero-shot",
+        hub_id="openai/clip-vit-large-patch14",
+        revision="32bd64288804d66eefd0ccbe215aa642df71cc41",
+        family="clip",
+        title="CLIP ViT-L/14 (OpenAI) — most accurate, needs a GPU for live use",
+        licence="MIT",
+        architecture=_clip_architecture(
+            vision=dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=24, patch_size=14),
+            text=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12),
+            projection_dim=768,
+        ),
+    ),
+)
+
+
+class Registry:
+    """Registry rows by key; a duplicate key is a programming error and fails loudly."""
+
+    def __init__(self, rows: tuple[ModelSpec, ...] = ()) -> None:
+        self._rows: dict[str, ModelSpec] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, spec: ModelSpec) -> None:
+        """Adds a row.
+
+        Raises:
+            KeyError: A row with the same task and hub id exists.
+        """
+        if spec.key in self._rows:
+            raise KeyError(f"duplicate registry row {spec.key}")
+        if spec.default and any(r.default for r in self.for_task(spec.task)):
+            raise KeyError(f"two default models for task {spec.task}")
+        self._rows[spec.key] = spec
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._rows.values())
+
+    def for_task(self, task: str) -> list[ModelSpec]:
+        """Rows serving one task, default first."""
+        return sorted((r for r in self._rows.values() if r.task == task), key=lambda r: not r.default)
+
+    def default_for(self, task: str) -> ModelSpec:
+        """The task's default row."""
+        for row in self.for_task(task):
+            if row.default:
+                return row
+        raise KeyError(f"no default model for task {task}")
+
+    def find(self, task: str, hub_id: str) -> ModelSpec | None:
+        """The row for a hub id (case-insensitive, as the hub is), or None."""
+        for row in self.for_task(task):
+            if row.hub_id.lower() == hub_id.lower():
+                return row
+        return None
+
+
+REGISTRY = Registry(_ROWS)

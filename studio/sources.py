@@ -1,0 +1,229 @@
+"""Where a model's files come from: a hub id at its pinned revision, or a local Hugging Face model directory.
+
+Resolution order for a hub id: a local copy in `<models-dir>/<org>/<name>/`, then the Hugging Face cache at the pinned
+revision, then a download (only when the caller asks for one). Nothing here imports torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from studio.errors import ModelUnavailableError
+from studio.registry import REGISTRY, ModelSpec
+
+log = logging.getLogger(__name__)
+
+# Families we can run, by the `model_type` of a config.json.
+_FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model as the user named it, resolved against this machine.
+
+    Attributes:
+        name: What the user typed or picked: a hub id or a directory path.
+        task: The task it serves.
+        family: The family module that knows its graphs.
+        spec: The registry row, for hub models (None for a local directory outside the registry).
+        local_dir: Where its Hugging Face files are on this machine, if they are.
+        origin: "local-dir" (a directory the user gave), "local-copy" (in the models directory), "cache" (Hugging Face
+            cache), or "" when the files are not on this machine.
+    """
+
+    name: str
+    task: str
+    family: str
+    spec: ModelSpec | None
+    local_dir: Path | None
+    origin: str
+
+    @property
+    def is_hub(self) -> bool:
+        return self.spec is not None and self.origin != "local-dir"
+
+    @property
+    def revision(self) -> str | None:
+        return self.spec.revision if self.spec else None
+
+    @property
+    def slug(self) -> str:
+        """A folder name for this model's exports."""
+        if self.origin == "local-dir":
+            digest = hashlib.sha256(str(self.local_dir).encode()).hexdigest()[:8]
+            return f"{_safe(self.local_dir.name)}-{digest}"
+        return _safe(self.name.replace("/", "--"))
+
+    @property
+    def display_name(self) -> str:
+        if self.spec is not None and self.origin != "local-dir":
+            return self.spec.hub_id
+        return str(self.local_dir or self.name)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "model"
+
+
+def _has_weights(path: Path) -> bool:
+    return (path / "config.json").is_file() and any((path / f).is_file() for f in _WEIGHT_FILES)
+
+
+def read_model_type(model_dir: Path) -> str:
+    """The `model_type` in a model directory's config.json ("" when unreadable)."""
+    try:
+        return str(json.loads((model_dir / "config.json").read_text()).get("model_type", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
+    """Resolves a model name for a task without touching the network.
+
+    Args:
+        name: A hub id ("openai/clip-vit-base-patch32"), a local directory, or None for the task's default.
+        task: The task, e.g. "zero-shot".
+        models_dir: The models directory (exports and local copies).
+
+    Returns:
+        The source; `local_dir` is None when the files are not on this machine (only an export may be).
+
+    Raises:
+        ModelUnavailableError: The name is neither a known model nor a usable directory.
+    """
+    name = (name or "").strip() or REGISTRY.default_for(task).hub_id
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path.resolve()
+        if not (path / "config.json").is_file():
+            raise ModelUnavailableError(
+                f"The folder {path} is not a Hugging Face model folder: it has no config.json. "
+                "Choose the folder that holds config.json and the weights."
+            )
+        model_type = read_model_type(path)
+        family = _FAMILY_BY_MODEL_TYPE.get(model_type)
+        if family is None or not _task_accepts(task, family):
+            raise ModelUnavailableError(
+                f"The model in {path} is a '{model_type or 'unknown'}' model, which the {task} tab cannot run. "
+                f"It runs: {', '.join(sorted(_families_for(task)))} models."
+            )
+        if not _has_weights(path):
+            raise ModelUnavailableError(f"The folder {path} has a config.json but no model weights (model.safetensors).")
+        return ModelSource(name=str(path), task=task, family=family, spec=None, local_dir=path, origin="local-dir")
+
+    spec = REGISTRY.find(task, name)
+    if spec is None:
+        if "/" in name and not name.startswith((".", "/", "~")):
+            raise ModelUnavailableError(
+                f"'{name}' is not one of the models this tab knows. Pick one from the list, or download it and choose "
+                "its folder on this computer."
+            )
+        raise ModelUnavailableError(f"There is no model folder at '{name}'. Check the path, or pick a model from the list.")
+    local_copy = models_dir / spec.hub_id
+    if _has_weights(local_copy):
+        return ModelSource(spec.hub_id, task, spec.family, spec, local_copy.resolve(), "local-copy")
+    cached = _cached_snapshot(spec)
+    if cached is not None:
+        return ModelSource(spec.hub_id, task, spec.family, spec, cached, "cache")
+    return ModelSource(spec.hub_id, task, spec.family, spec, None, "")
+
+
+def _families_for(task: str) -> set[str]:
+    return {r.family for r in REGISTRY.for_task(task)}
+
+
+def _task_accepts(task: str, family: str) -> bool:
+    return family in _families_for(task)
+
+
+def _cached_snapshot(spec: ModelSpec) -> Path | None:
+    """The Hugging Face cache's snapshot of the pinned revision, if complete enough to load."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(spec.hub_id, revision=spec.revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        return None
+    return path if _has_weights(path) else None
+
+
+def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], None] | None = None) -> ModelSource:
+    """Makes sure a model's files are on this machine, downloading the pinned revision if needed.
+
+    Args:
+        source: A resolved source.
+        models_dir: The models directory, named in the message when the download fails.
+        on_progress: Called with a sentence before a download starts.
+
+    Returns:
+        The source with `local_dir` set.
+
+    Raises:
+        ModelUnavailableError: Not on this machine and the download failed (no internet, hub unreachable).
+    """
+    if source.local_dir is not None:
+        return source
+    spec = source.spec
+    assert spec is not None
+    if on_progress:
+        on_progress(f"Downloading {spec.hub_id} (revision {spec.revision[:8]}) from Hugging Face…")
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        files = HfApi().list_repo_files(spec.hub_id, revision=spec.revision)
+        # Prefer safetensors; fetch the pickled weights only where a repository has nothing else.
+        weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["pytorch_model.bin*"]
+        path = Path(
+            snapshot_download(
+                spec.hub_id,
+                revision=spec.revision,
+                allow_patterns=["*.json", "*.txt", "*.model", *weights],
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - network, auth and hub errors all mean the same to a user
+        log.info("download of %s failed: %r", spec.hub_id, exc)
+        raise ModelUnavailableError(missing_model_sentence(spec, models_dir)) from exc
+    return replace(source, local_dir=path, origin="cache")
+
+
+def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
+    """What to tell a user whose model is not on this machine and cannot be downloaded."""
+    return (
+        f"The model {spec.hub_id} is not on this computer and could not be downloaded (is there an internet "
+        f"connection?). Connect to the internet once so it can be downloaded, or copy the model folder to "
+        f"{models_dir / spec.hub_id} (or start with --models-dir pointing at a folder that holds it), "
+        "or choose a local model folder in the model picker."
+    )
+
+
+def directory_fingerprint(path: Path) -> str:
+    """A cheap identity of a model directory's contents: file names, sizes and modification times."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def directory_sha256(path: Path) -> str:
+    """The sha256 over every file's relative name and content: what a manifest records for a local model."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def hf_offline() -> bool:
+    """Whether the user told Hugging Face libraries to stay offline."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}

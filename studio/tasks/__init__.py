@@ -1,0 +1,1 @@
+"""Tasks: preprocess -> forward -> postprocess, one module per tab. No gradio, no onnxruntime imports here."""

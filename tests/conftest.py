@@ -1,0 +1,65 @@
+"""Fixtures: tiny models built at test time, real photos, and isolated models directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.tiny_models import make_tiny_clip, write_clip_vocab
+
+# No test may reach a model hub; a test that tries fails fast instead of hanging.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def clip_vocab_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clip-vocab")
+    write_clip_vocab(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory, clip_vocab_dir) -> Path:
+    """A tiny random CLIP in Hugging Face format (config, safetensors, tokenizer, processor)."""
+    return make_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip", clip_vocab_dir)
+
+
+@pytest.fixture(scope="session")
+def exported_models_dir(tmp_path_factory, tiny_clip_dir) -> Path:
+    """A models directory holding the tiny CLIP's ONNX export (fp32 and int8), shared by read-only tests."""
+    from studio.export.exporter import export_model
+    from studio.export.quantize import quantize_export
+    from studio.sources import resolve
+
+    models_dir = tmp_path_factory.mktemp("exported")
+    source = resolve(str(tiny_clip_dir), "zero-shot", models_dir)
+    directory = export_model(source, models_dir)
+    quantize_export(directory, min_cosine=0.9)
+    return models_dir
+
+
+@pytest.fixture
+def models_dir(tmp_path) -> Path:
+    """An empty models directory of the test's own."""
+    d = tmp_path / "exported"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Image.Image]:
+    """Real photos from scikit-image."""
+    import skimage.data
+
+    return {name: Image.fromarray(getattr(skimage.data, name)()) for name in ("astronaut", "chelsea", "coffee")}
+
+
+@pytest.fixture(scope="session")
+def photo_arrays(photos) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in photos.items()}
