@@ -130,8 +130,9 @@ def load_graphs(
         notices.append("The model folder has changed since it was exported, so the old export is not used.")
         manifest = None
     if manifest is None and backend == "auto" and variant == "fp32":
+        graphs = _torch_graphs(source, models_dir, device, progress, notices)
         notices.append("This model has no ONNX export yet, so it runs with PyTorch. Export it to run faster.")
-        return _torch_graphs(source, models_dir, device, progress, notices)
+        return graphs
     if manifest is None:
         manifest = _export_now(source, models_dir, scaled(progress, 0.0, 0.8), notices)
     if variant not in variants_of(manifest):

@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from studio.errors import ModelUnavailableError
 from studio.registry import REGISTRY, ModelSpec
@@ -177,6 +179,8 @@ def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], No
         on_progress(f"Downloading {spec.hub_id} (revision {spec.revision[:8]}) from Hugging Face…")
     from huggingface_hub import HfApi, snapshot_download
 
+    if not hub_reachable():
+        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
     try:
         files = HfApi().list_repo_files(spec.hub_id, revision=spec.revision)
         # Prefer safetensors; fetch the pickled weights only where a repository has nothing else.
@@ -224,6 +228,19 @@ def directory_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def hf_offline() -> bool:
-    """Whether the user told Hugging Face libraries to stay offline."""
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or the mirror in HF_ENDPOINT) answers a TCP connection, in a few seconds.
+
+    Without this check the hub client retries for about half a minute before giving up offline.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

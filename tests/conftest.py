@@ -63,3 +63,37 @@ def photos() -> dict[str, Image.Image]:
 @pytest.fixture(scope="session")
 def photo_arrays(photos) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in photos.items()}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory, exported_models_dir, tiny_clip_dir):
+    """The real app, launched on 127.0.0.1 with the tiny CLIP preselected; stopped when the module's tests end.
+
+    Its models directory is a copy of the shared export, so tests may export or damage files in it.
+
+    Yields:
+        (base URL, models directory)
+    """
+    import shutil
+
+    from studio.ui.app import launch
+
+    models_dir = tmp_path_factory.mktemp("app-models") / "exported"
+    shutil.copytree(exported_models_dir, models_dir)
+    port = free_port()
+    demo = launch(
+        host="127.0.0.1", port=port, models_dir=models_dir, open_browser=False,
+        models={"zero-shot": str(tiny_clip_dir)}, block=False,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", models_dir
+    finally:
+        demo.close()

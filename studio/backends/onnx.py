@@ -11,6 +11,7 @@ from studio.backends.base import RuntimeInfo
 from studio.backends.providers import cuda_unavailable_reason, requested_providers
 
 log = logging.getLogger(__name__)
+_warned: set[str] = set()  # fallback reasons already logged, so each is said once per process
 
 _ORT_TO_NUMPY = {
     "tensor(float)": np.float32,
@@ -36,7 +37,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         # The CUDA provider's failure to load is reported by us, in words; keep ORT's own C++ error off the console.
-        ort.set_default_logger_severity(3)
+        ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -47,7 +48,10 @@ class OnnxBackend:
         reason = None
         if "CUDAExecutionProvider" in wanted and not on_cuda:
             reason = cuda_unavailable_reason() or "ONNX Runtime could not start its CUDA provider"
-            log.warning("%s: CUDA was requested but the session runs on %s (%s)", Path(path).name, used, reason)
+            if reason not in _warned:
+                _warned.add(reason)
+                log.warning("CUDA was requested but ONNX Runtime runs on %s: %s", ", ".join(used), reason)
+        log.info("%s runs on %s (requested %s)", Path(path).name, list(used), wanted)
         self.runtime = RuntimeInfo(
             engine="ONNX Runtime",
             device="CUDA" if on_cuda else "CPU",

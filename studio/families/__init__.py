@@ -41,3 +41,15 @@ def get_family(name: str):
     if name not in _MODULES:
         raise KeyError(f"unknown model family {name!r}")
     return importlib.import_module(_MODULES[name])
+
+
+def quiet_transformers() -> None:
+    """Keeps transformers' and torch.onnx's console chatter (weight-loading bars, torchvision notes) off our output."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

@@ -84,6 +84,9 @@ def load_model(model_dir: Path):
     """Loads the Hugging Face CLIPModel from a model directory, in eval mode, float32."""
     from transformers import CLIPModel
 
+    from studio.families import quiet_transformers
+
+    quiet_transformers()
     return CLIPModel.from_pretrained(str(model_dir), dtype="float32").eval()
 
 

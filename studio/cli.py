@@ -1,0 +1,242 @@
+"""`studio ...`: thin sub-commands that parse arguments, call tasks, and print JSON on stdout.
+
+Heavy libraries (torch, transformers, onnxruntime, gradio) are imported inside the commands, so `studio --help`
+answers at once. Errors a user can meet print their sentence on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+TASKS = ("zero-shot",)
+_open_bars: list = []  # progress bars to clear before an error sentence is printed
+
+
+def _add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # Sub-commands take these too; SUPPRESS keeps a sub-command's missing option from hiding the top-level one.
+    default = None if top else argparse.SUPPRESS
+    p.add_argument("--models-dir", type=Path, default=default, help="where exports and local model copies live")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS, help="log what happens")
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="hub id or local model folder (default: the task's default model)")
+    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--variant", choices=("fp32", "int8"), default="fp32", help="int8: the quantized image encoder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio",
+        description="Multimodal Studio. With no command, opens the app in the browser.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve the app on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve the app on (default 7860)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="TASK=MODEL", dest="app_models",
+        help="preselect a tab's model: a hub id or a local folder, e.g. zero-shot=/data/my-clip (repeatable)",
+    )
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command")
+
+    predict = sub.add_parser("predict", help="run a task on a file and print JSON")
+    predict_sub = predict.add_subparsers(dest="task", required=True)
+    zs = predict_sub.add_parser("zero-shot", help="classify an image against labels you type")
+    zs.add_argument("--image", required=True, help="image file")
+    zs.add_argument("--labels", required=True, help='labels separated by commas, e.g. "cat,dog"')
+    zs.add_argument("--template", default=None, help='prompt template with {} for the label (default "a photo of a {}.")')
+    zs.add_argument("--ensemble", action="store_true", help="average several prompt templates (CLIP's set)")
+    _add_runtime(zs)
+    _add_common(zs)
+
+    export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
+    export.add_argument("task", choices=TASKS)
+    export.add_argument("--model", default=None, help="hub id or local model folder")
+    export.add_argument("--out", type=Path, default=None, help="models directory to export into (default: --models-dir)")
+    export.add_argument("--quantize", choices=("int8",), default=None, help="also make a quantized image encoder")
+    _add_common(export)
+
+    models = sub.add_parser("models", help="list the registry's models and their state on this machine")
+    models.add_argument("--task", choices=TASKS, default=None)
+    _add_common(models)
+
+    bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
+    bench.add_argument("task", choices=TASKS)
+    bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
+    bench.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
+    bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    bench.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
+    _add_common(bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from studio.errors import StudioError
+
+    try:
+        return _dispatch(args)
+    except StudioError as exc:
+        for bar in _open_bars:
+            bar.close()
+        print(f"studio: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("studio: stopped.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `studio models | head`
+        return 0
+
+
+def _models_dir(args) -> Path:
+    from studio.paths import default_models_dir
+
+    return Path(args.models_dir).expanduser().resolve() if args.models_dir else default_models_dir()
+
+
+def _dispatch(args) -> int:
+    if args.command is None:
+        from studio.ui.app import launch
+
+        launch(
+            host=args.host, port=args.port, models_dir=_models_dir(args), open_browser=not args.no_browser,
+            models=_app_models(args.app_models),
+        )
+        return 0
+    if args.command == "predict":
+        return _predict_zero_shot(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "models":
+        return _models(args)
+    if args.command == "bench":
+        from studio.bench.zero_shot import run_bench
+
+        report = run_bench(
+            model=args.model, runs=args.runs, batch=args.batch, device=args.device, int8=not args.no_int8,
+            progress=_tqdm_progress("Benchmark"),
+        )
+        _print(report)
+        return 0
+    raise AssertionError(args.command)
+
+
+def _app_models(pairs: list[str]) -> dict[str, str]:
+    from studio.errors import StudioError
+
+    models = {}
+    for pair in pairs:
+        task, sep, model = pair.partition("=")
+        if not sep or task not in TASKS or not model:
+            raise StudioError(f"--model takes TASK=MODEL with TASK one of {', '.join(TASKS)}, e.g. zero-shot=/data/my-clip.")
+        models[task] = model
+    return models
+
+
+def _tqdm_progress(title: str):
+    """A `studio.progress.Progress` drawn with tqdm on stderr."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=title, file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    _open_bars.append(bar)
+
+    def progress(fraction: float, message: str) -> None:
+        bar.set_description_str(f"{title}: {message}"[:100])
+        bar.n = round(100 * max(0.0, min(1.0, fraction)))
+        bar.refresh()
+        if fraction >= 1.0:
+            bar.close()
+
+    return progress
+
+
+def _predict_zero_shot(args) -> int:
+    from studio.tasks.zero_shot import TASK, ZeroShotTask, parse_labels, templates_for
+
+    parse_labels(args.labels)  # say what is wrong with the labels before loading a model
+    templates = templates_for("ensemble" if args.ensemble else "single", args.template)
+    task = ZeroShotTask.load(
+        args.model, _models_dir(args), backend=args.backend, device=args.device, variant=args.variant,
+        progress=_tqdm_progress("Loading"),
+    )
+    result = task(args.image, args.labels, templates=templates)
+    for notice in task.graphs.notices + result.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    runtime = task.runtime
+    _print(
+        {
+            "task": TASK,
+            "model": _model_name(task),
+            "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
+            "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
+            "runtime": runtime.as_dict(),
+            "latency_ms": round(result.latency_ms, 2),
+            "text_encoding_ms": round(result.text_ms, 2),
+            "templates": list(templates),
+            "labels": result.labels,
+            "notices": task.graphs.notices + result.notices,
+        }
+    )
+    return 0
+
+
+def _model_name(task) -> str:
+    from studio.export.manifest import read_manifest
+
+    manifest = read_manifest(Path(task.graphs.files_dir))
+    if manifest:
+        src = manifest["source"]
+        return src.get("id") or src.get("path")
+    return str(task.graphs.files_dir)
+
+
+def _export(args) -> int:
+    from studio.export.exporter import export_model
+    from studio.export.quantize import quantize_export
+    from studio.export.manifest import read_manifest
+    from studio.sources import fetch, resolve
+
+    models_dir = Path(args.out).expanduser().resolve() if args.out else _models_dir(args)
+    source = resolve(args.model, args.task, models_dir)
+    progress = _tqdm_progress("Export")
+    source = fetch(source, models_dir, on_progress=lambda m: progress(0.0, m))
+    directory = export_model(source, models_dir, progress)
+    if args.quantize:
+        quantize_export(directory, _tqdm_progress("Quantize"))
+    manifest = read_manifest(directory)
+    _print({"export_dir": str(directory), "manifest": manifest})
+    return 0
+
+
+def _models(args) -> int:
+    from studio.loading import model_state
+    from studio.registry import REGISTRY
+    from studio.sources import resolve
+
+    models_dir = _models_dir(args)
+    rows = []
+    for spec in REGISTRY:
+        if args.task and spec.task != args.task:
+            continue
+        state = model_state(resolve(spec.hub_id, spec.task, models_dir), models_dir)
+        rows.append({"task": spec.task, "title": spec.title, "licence": spec.licence, "default": spec.default, **state.as_dict()})
+    _print({"models_dir": str(models_dir), "models": rows})
+    return 0
+
+
+def _print(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Live streams: process only the newest frame, drop the ones that went stale waiting, and measure the delay.
+
+Camera frames can arrive faster than a model runs. Instead of queueing them (the delay would grow without bound), a
+frame that is overtaken by a newer one from the same stream while waiting for the model is dropped unprocessed.
+Nothing here knows about gradio: the UI passes a stream key (its session) and a function to run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_WINDOW = 30  # frames in the latency median
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """A stream's recent history.
+
+    Attributes:
+        processed: Frames that were run through the model.
+        dropped: Frames skipped because a newer one had arrived while they waited.
+        p50_ms: Median delay from a frame's arrival to its result, over the last frames.
+        last_ms: The delay of the newest result.
+    """
+
+    processed: int
+    dropped: int
+    p50_ms: float | None
+    last_ms: float | None
+    fps: float | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.p50_ms is None:
+            return "Waiting for the first frame…"
+        text = f"Delay {self.p50_ms:.0f} ms (median of the last {min(self.processed, _WINDOW)} frames)"
+        if self.fps:
+            text += f" · {self.fps:.1f} frames/s"
+        if self.dropped:
+            text += f" · {self.dropped} stale frame{'s' if self.dropped != 1 else ''} skipped to stay live"
+        return text
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.latest = 0
+        self.processed = 0
+        self.dropped = 0
+        self.delays: deque[float] = deque(maxlen=_WINDOW)
+        self.finished: deque[float] = deque(maxlen=_WINDOW)
+        self.last_seen = time.monotonic()
+
+
+class LatestFrameGate:
+    """Runs one frame at a time, and per stream only the newest frame that arrived.
+
+    Args:
+        max_streams: Streams remembered at once (oldest forgotten first), so abandoned sessions do not pile up.
+    """
+
+    def __init__(self, max_streams: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._streams: dict[Hashable, _Stream] = {}
+        self._max_streams = max_streams
+
+    def _stream(self, key: Hashable) -> _Stream:
+        stream = self._streams.get(key)
+        if stream is None:
+            if len(self._streams) >= self._max_streams:
+                oldest = min(self._streams, key=lambda k: self._streams[k].last_seen)
+                del self._streams[oldest]
+            stream = self._streams[key] = _Stream()
+        stream.last_seen = time.monotonic()
+        return stream
+
+    def submit(self, key: Hashable, frame: Any, fn: Callable[[Any], Any]) -> tuple[Any | None, LiveStats]:
+        """Offers a frame; runs `fn(frame)` unless a newer frame of the same stream arrives while it waits.
+
+        Args:
+            key: The stream (e.g. a browser session).
+            frame: The frame, passed to `fn` as is.
+            fn: The work to do on it (preprocess + model + postprocess).
+
+        Returns:
+            `fn`'s result, or None when the frame was dropped as stale; and the stream's stats.
+        """
+        arrived = time.perf_counter()
+        with self._lock:
+            stream = self._stream(key)
+            stream.latest += 1
+            ticket = stream.latest
+        with self._model_lock:
+            with self._lock:
+                if stream.latest != ticket:
+                    stream.dropped += 1
+                    return None, self.stats(key)
+            result = fn(frame)
+        with self._lock:
+            stream.processed += 1
+            now = time.perf_counter()
+            stream.delays.append((now - arrived) * 1000)
+            stream.finished.append(now)
+        return result, self.stats(key)
+
+    def stats(self, key: Hashable) -> LiveStats:
+        """The stream's current stats."""
+        stream = self._streams.get(key)
+        if stream is None or not stream.delays:
+            return LiveStats(0 if stream is None else stream.processed, 0 if stream is None else stream.dropped, None, None)
+        span = stream.finished[-1] - stream.finished[0] if len(stream.finished) > 1 else 0.0
+        fps = (len(stream.finished) - 1) / span if span > 0 else None
+        return LiveStats(stream.processed, stream.dropped, float(np.median(stream.delays)), stream.delays[-1], fps)
+
+    def reset(self, key: Hashable) -> None:
+        """Forgets a stream (the camera was stopped)."""
+        with self._lock:
+            self._streams.pop(key, None)

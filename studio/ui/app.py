@@ -1,0 +1,95 @@
+"""Builds the Studio app from a list of tabs and launches it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from studio.ui import zero_shot_tab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """What every tab may need.
+
+    Attributes:
+        models_dir: Root of exports and local model copies.
+        models: Preselected model per task (hub id or folder), from `studio --model TASK=...`.
+    """
+
+    models_dir: Path
+    models: dict[str, str] = field(default_factory=dict)
+
+
+# (tab title, builder): adding a tab is one module and one line here.
+TABS: list[tuple[str, Callable[[AppContext], None]]] = [
+    ("Zero-shot", zero_shot_tab.build),
+]
+
+_CSS = """
+.studio-badge { font-size: 0.95rem; }
+#zs-announce { font-size: 1.25rem; font-weight: 600; min-height: 1.6em; }
+"""
+
+_HEAD = """
+<meta name="description" content="Multimodal Studio: point a camera or a file at multimodal models.">
+"""
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    """The Blocks app with every tab."""
+    with gr.Blocks(title="Multimodal Studio") as demo:
+        gr.Markdown(
+            "# Multimodal Studio\n"
+            "Point your camera or a photo at modern multimodal models and see what they understand. "
+            "Everything runs on this computer."
+        )
+        with gr.Tabs():
+            for title, build in TABS:
+                with gr.Tab(title):
+                    build(ctx)
+    return demo
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    models_dir: Path | None = None,
+    open_browser: bool = True,
+    models: dict[str, str] | None = None,
+    block: bool = True,
+):
+    """Builds and serves the app.
+
+    Args:
+        host: Address to bind (127.0.0.1 keeps it on this machine).
+        port: Port to serve on.
+        models_dir: Root of exports and local copies (default `studio.paths.default_models_dir()`).
+        open_browser: Open the app in the default browser.
+        models: Preselected model per task.
+        block: Serve until interrupted (False returns the running app, for tests).
+    """
+    from studio.paths import default_models_dir
+
+    ctx = AppContext(models_dir=Path(models_dir) if models_dir else default_models_dir(), models=dict(models or {}))
+    ctx.models_dir.mkdir(parents=True, exist_ok=True)
+    demo = build_app(ctx)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        inbrowser=open_browser,
+        prevent_thread_lock=not block,
+        show_error=False,
+        css=_CSS,
+        head=_HEAD,
+        footer_links=["api", "settings"],
+        allowed_paths=[str(Path(__file__).resolve().parents[2] / "assets")],
+    )
+    return demo

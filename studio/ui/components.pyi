@@ -1,0 +1,74 @@
+"""Small UI pieces shared by tabs: a lenient image input, status lines, warnings that do not flood."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from studio.backends.base import RuntimeInfo
+from studio.progress import Progress
+
+log = logging.getLogger(__name__)
+
+from gradio.events import Dependency
+
+class LenientImage(gr.Image):
+    """gr.Image whose upload handling never fails before our own loader can explain what is wrong with a file.
+
+    gr.Image opens uploads with PIL before the event handler runs, so an empty or damaged file ends in a generic
+    error. This subclass hands such a file's path on, and `studio.media.image.load_image` says what is wrong in words.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001 - any decoding failure is reported by load_image
+            path = getattr(payload, "path", None)
+            if path is None:
+                raise
+            log.info("gradio could not open %s; passing it on for a clear message", Path(path).name)
+            return str(path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def runtime_badge(runtime: RuntimeInfo | None) -> str:
+    """Markdown for the runtime badge: what the model really runs on."""
+    if runtime is None:
+        return "**Runs on:** not loaded yet (the model loads on first use)"
+    return f"**Runs on:** {runtime.label}"
+
+
+def live_region(text: str, element_id: str) -> str:
+    """HTML for a polite ARIA live region: screen readers announce it when its text changes."""
+    return f'<div id="{element_id}" role="status" aria-live="polite" aria-atomic="true">{html.escape(text)}</div>'
+
+
+def ui_progress(progress: gr.Progress) -> Progress:
+    """Adapts gr.Progress to `studio.progress.Progress`."""
+    return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message)
+
+
+class WarnOnce:
+    """Shows each distinct warning once per session, so a live stream does not raise a toast per frame."""
+
+    def __init__(self) -> None:
+        self._shown: dict[str, set[str]] = {}
+
+    def __call__(self, session: str, message: str) -> None:
+        shown = self._shown.setdefault(session, set())
+        if message not in shown:
+            shown.add(message)
+            gr.Warning(message)
+
+    def clear(self, session: str) -> None:
+        self._shown.pop(session, None)
