@@ -40,7 +40,7 @@ def exported_models_dir(tmp_path_factory, tiny_clip_dir) -> Path:
     models_dir = tmp_path_factory.mktemp("exported")
     source = resolve(str(tiny_clip_dir), "zero-shot", models_dir)
     directory = export_model(source, models_dir)
-    quantize_export(directory, min_cosine=0.9)
+    quantize_export(directory)
     return models_dir
 
 
