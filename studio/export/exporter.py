@@ -57,8 +57,6 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
     Raises:
         ExportError: A graph failed to export or differs from PyTorch beyond its tolerance.
     """
-    import torch
-
     if source.local_dir is None:
         raise ExportError(f"The model {source.display_name} is not on this computer, so it cannot be exported.")
     family = get_family(source.family)
@@ -76,7 +74,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
             progress(0.1 + 0.8 * i / n, f"Exporting the {spec.name.replace('_', ' ')} to ONNX ({i + 1} of {n})…")
             module = spec.build(model).eval()
             example = inputs[spec.name]
-            _export_graph(module, spec, example, tmp / f"{spec.name}.onnx", torch)
+            export_graph(module, spec, example, tmp / f"{spec.name}.onnx")
             progress(0.1 + 0.8 * (i + 0.8) / n, f"Checking the {spec.name.replace('_', ' ')} against PyTorch…")
             diff = check_parity(module, spec, example, tmp / f"{spec.name}.onnx")
             graphs[spec.name] = {
@@ -112,7 +110,10 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
     return final
 
 
-def _export_graph(module, spec, example: dict[str, np.ndarray], path: Path, torch) -> None:
+def export_graph(module, spec, example: dict[str, np.ndarray], path: Path) -> None:
+    """Exports one wrapper module to ONNX with the graph's names and dynamic axes (dynamo exporter)."""
+    import torch
+
     args = tuple(torch.from_numpy(example[name]) for name in spec.input_names)
     n_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     try:

@@ -56,11 +56,11 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            _quantize(directory / manifest["graphs"][spec.name]["file"], tmp)
+            quantize_graph(directory / manifest["graphs"][spec.name]["file"], tmp)
             progress((i + 0.7) / len(specs), "Comparing int8 with fp32 on the example photos…")
             fp32 = OnnxBackend(directory / manifest["graphs"][spec.name]["file"], device="cpu").run(inputs[spec.name])
             int8 = OnnxBackend(tmp, device="cpu").run(inputs[spec.name])
-            cos = _cosine(fp32[spec.output_names[0]], int8[spec.output_names[0]])
+            cos = cosine_rows(fp32[spec.output_names[0]], int8[spec.output_names[0]])
             if cos.min() < min_cosine:
                 raise ExportError(
                     f"The int8 {spec.name.replace('_', ' ')} drifts too far from full precision (cosine similarity "
@@ -85,7 +85,8 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
     return entry
 
 
-def _quantize(src: Path, dst: Path) -> None:
+def quantize_graph(src: Path, dst: Path) -> None:
+    """Writes a dynamically quantized (int8 weights) copy of an ONNX graph."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -103,7 +104,8 @@ def _quantize(src: Path, dst: Path) -> None:
             raise ExportError(f"Quantizing {src.name} to int8 failed ({type(exc).__name__}).") from exc
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of corresponding rows."""
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)

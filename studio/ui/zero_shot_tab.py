@@ -46,7 +46,7 @@ class ZeroShotTab:
     # Events -------------------------------------------------------------------------------------------------
 
     def classify_photo(self, image, labels, model, backend, device, variant, template_mode, template,
-                       progress=gr.Progress()):
+                       progress=gr.Progress(track_tqdm=True)):
         """Classifies an uploaded or example photo."""
         from studio.tasks.zero_shot import templates_for
 
@@ -123,7 +123,7 @@ class ZeroShotTab:
             )
         return text
 
-    def export(self, model, progress=gr.Progress()):
+    def export(self, model, progress=gr.Progress(track_tqdm=True)):
         """Exports the picked model to ONNX (fp32 and int8), with progress."""
         from studio.export.exporter import export_model
         from studio.export.quantize import quantize_export
