@@ -40,7 +40,7 @@ class LiveStats:
     def summary(self) -> str:
         if self.p50_ms is None:
             return "Waiting for the first frame…"
-        text = f"Delay {self.p50_ms:.0f} ms (median of the last {min(self.processed, _WINDOW)} frames)"
+        text = f"Delay {self.p50_ms:.0f} ms from frame to result (median of the last {min(self.processed, _WINDOW)} frames)"
         if self.fps:
             text += f" · {self.fps:.1f} frames/s"
         if self.dropped:

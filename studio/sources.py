@@ -119,6 +119,12 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
             )
         if not _has_weights(path):
             raise ModelUnavailableError(f"The folder {path} has a config.json but no model weights (model.safetensors).")
+        missing = missing_files(path, family)
+        if missing:
+            raise ModelUnavailableError(
+                f"The folder {path} has the model weights but not its {' and '.join(missing)}. "
+                "Copy the whole model folder, not only the weights."
+            )
         return ModelSource(name=str(path), task=task, family=family, spec=None, local_dir=path, origin="local-dir")
 
     spec = REGISTRY.find(task, name)
@@ -136,6 +142,18 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
     if cached is not None:
         return ModelSource(spec.hub_id, task, spec.family, spec, cached, "cache")
     return ModelSource(spec.hub_id, task, spec.family, spec, None, "")
+
+
+def missing_files(path: Path, family: str) -> list[str]:
+    """What a model folder lacks besides config and weights ("image processor settings", "tokenizer files")."""
+    from studio.families import get_family
+
+    names = {"preprocessor_config.json": "image processor settings", "tokenizer.json": "tokenizer files"}
+    return [
+        names.get(alternatives[0], alternatives[0])
+        for alternatives in getattr(get_family(family), "REQUIRED_FILES", ())
+        if not any((path / name).is_file() for name in alternatives)
+    ]
 
 
 def _families_for(task: str) -> set[str]:

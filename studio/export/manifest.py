@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 from studio.errors import CorruptExportError
@@ -22,11 +21,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(Path(path))
 
 
 def graph_files(directory: Path, stem: str) -> list[Path]:
@@ -79,8 +73,7 @@ def verify_graphs(directory: Path, manifest: dict, variant: str = "fp32") -> Non
                 raise CorruptExportError(
                     f"The exported model in {directory} is incomplete: {file_name} is missing. Export it again."
                 )
-            st = path.stat()
-            if _sha256_cached(str(path), st.st_size, st.st_mtime_ns) != expected:
+            if sha256_file(path) != expected:
                 raise CorruptExportError(
                     f"The exported graph {file_name} in {directory} has changed since it was exported (its checksum "
                     "does not match the manifest), so Studio will not run it. Export the model again."

@@ -13,6 +13,11 @@ import numpy as np
 from studio.families import GraphSpec
 
 TEXT_MAX_LENGTH = 77
+# Files a model folder needs beside config and weights: each inner tuple is alternatives.
+REQUIRED_FILES = (
+    ("preprocessor_config.json", "processor_config.json"),
+    ("tokenizer.json", "vocab.json"),
+)
 
 
 def _torch():

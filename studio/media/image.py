@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from studio.errors import BadImageError
+from studio.errors import BadImageError, ModelUnavailableError
 
 # Images above this many pixels are refused with a sentence instead of exhausting memory. 100 megapixels covers
 # every camera and most panoramas; decoding one takes about 300 MB.
@@ -215,4 +215,7 @@ def _read_image_processor_config(directory: Path) -> dict:
         cfg = json.loads(proc.read_text())
         if "image_processor" in cfg:
             return cfg["image_processor"]
-    raise FileNotFoundError(f"no preprocessor_config.json or processor_config.json in {directory}")
+    raise ModelUnavailableError(
+        f"The model folder {directory} has no image processor settings (preprocessor_config.json). "
+        "Copy the whole model folder, not only the weights."
+    )

@@ -7,6 +7,7 @@ transformers' zero-shot-image-classification pipeline.
 
 from __future__ import annotations
 
+import string
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -93,9 +94,15 @@ def templates_for(mode: str = "single", custom: str | None = None) -> tuple[str,
     if mode == "ensemble":
         return ENSEMBLE_TEMPLATES
     template = (custom or "").strip() or DEFAULT_TEMPLATE
-    if template.count("{}") != 1:
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+        well_formed = fields == [""] and template.format("x") is not None
+    except (ValueError, KeyError, IndexError):
+        well_formed = False
+    if not well_formed:
         raise BadTemplateError(
-            f"The template “{template}” needs exactly one {{}} where the label goes, for example: a photo of a {{}}."
+            f"The template “{template}” needs exactly one {{}} where the label goes and no other curly braces, "
+            "for example: a photo of a {}."
         )
     return (template,)
 

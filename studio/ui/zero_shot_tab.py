@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 
 TASK = "zero-shot"
 DEFAULT_LABELS = "mug, keys, phone, person, cat"
-BACKEND_CHOICES = [("Automatic", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
+BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
 DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
 VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
+EXAMPLE_NAMES = {"astronaut": "Astronaut portrait", "chelsea": "Cat (Chelsea)", "coffee": "Cup of coffee"}
 TEMPLATE_CHOICES = [("One template", "single"), ("Average of 8 templates (steadier, slower to change labels)", "ensemble")]
 
 
@@ -178,9 +179,12 @@ def build(ctx) -> None:
                         elem_id="zs-photo",
                     )
                     classify_btn = gr.Button("Classify photo", variant="primary", elem_id="zs-classify")
+                    examples = sorted((assets_dir() / "images").glob("*.jpg"))
                     gr.Examples(
-                        examples=[[str(p)] for p in sorted((assets_dir() / "images").glob("*.jpg"))],
+                        examples=[[str(p)] for p in examples],
                         inputs=[photo],
+                        # Text names: the thumbnails gradio draws have no alt text for screen readers.
+                        example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in examples],
                         label="Example photos",
                     )
         with gr.Column(scale=1):
