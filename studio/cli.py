@@ -20,7 +20,9 @@ def _add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
     # Sub-commands take these too; SUPPRESS keeps a sub-command's missing option from hiding the top-level one.
     default = None if top else argparse.SUPPRESS
     p.add_argument("--models-dir", type=Path, default=default, help="where exports and local model copies live")
-    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS, help="log what happens")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS, help="log what happens"
+    )
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
@@ -39,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860, help="port to serve the app on (default 7860)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     parser.add_argument(
-        "--model", action="append", default=[], metavar="TASK=MODEL", dest="app_models",
+        "--model",
+        action="append",
+        default=[],
+        metavar="TASK=MODEL",
+        dest="app_models",
         help="preselect a tab's model: a hub id or a local folder, e.g. zero-shot=/data/my-clip (repeatable)",
     )
     _add_common(parser, top=True)
@@ -50,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     zs = predict_sub.add_parser("zero-shot", help="classify an image against labels you type")
     zs.add_argument("--image", required=True, help="image file")
     zs.add_argument("--labels", required=True, help='labels separated by commas, e.g. "cat,dog"')
-    zs.add_argument("--template", default=None, help='prompt template with {} for the label (default "a photo of a {}.")')
+    zs.add_argument(
+        "--template", default=None, help='prompt template with {} for the label (default "a photo of a {}.")'
+    )
     zs.add_argument("--ensemble", action="store_true", help="average several prompt templates (CLIP's set)")
     _add_runtime(zs)
     _add_common(zs)
@@ -58,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
     export.add_argument("task", choices=TASKS)
     export.add_argument("--model", default=None, help="hub id or local model folder")
-    export.add_argument("--out", type=Path, default=None, help="models directory to export into (default: --models-dir)")
+    export.add_argument(
+        "--out", type=Path, default=None, help="models directory to export into (default: --models-dir)"
+    )
     export.add_argument("--quantize", choices=("int8",), default=None, help="also make a quantized image encoder")
     _add_common(export)
 
@@ -79,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     from studio.errors import StudioError
 
     try:
@@ -107,7 +119,10 @@ def _dispatch(args) -> int:
         from studio.ui.app import launch
 
         launch(
-            host=args.host, port=args.port, models_dir=_models_dir(args), open_browser=not args.no_browser,
+            host=args.host,
+            port=args.port,
+            models_dir=_models_dir(args),
+            open_browser=not args.no_browser,
             models=_app_models(args.app_models),
         )
         return 0
@@ -121,7 +136,11 @@ def _dispatch(args) -> int:
         from studio.bench.zero_shot import run_bench
 
         report = run_bench(
-            model=args.model, runs=args.runs, batch=args.batch, device=args.device, int8=not args.no_int8,
+            model=args.model,
+            runs=args.runs,
+            batch=args.batch,
+            device=args.device,
+            int8=not args.no_int8,
             progress=_tqdm_progress("Benchmark"),
         )
         _print(report)
@@ -136,7 +155,9 @@ def _app_models(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         task, sep, model = pair.partition("=")
         if not sep or task not in TASKS or not model:
-            raise StudioError(f"--model takes TASK=MODEL with TASK one of {', '.join(TASKS)}, e.g. zero-shot=/data/my-clip.")
+            raise StudioError(
+                f"--model takes TASK=MODEL with TASK one of {', '.join(TASKS)}, e.g. zero-shot=/data/my-clip."
+            )
         models[task] = model
     return models
 
@@ -145,7 +166,9 @@ def _tqdm_progress(title: str):
     """A `studio.progress.Progress` drawn with tqdm on stderr."""
     from tqdm import tqdm
 
-    bar = tqdm(total=100, desc=title, file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+    bar = tqdm(
+        total=100, desc=title, file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}"
+    )
     _open_bars.append(bar)
 
     def progress(fraction: float, message: str) -> None:
@@ -164,7 +187,11 @@ def _predict_zero_shot(args) -> int:
     parse_labels(args.labels)  # say what is wrong with the labels before loading a model
     templates = templates_for("ensemble" if args.ensemble else "single", args.template)
     task = ZeroShotTask.load(
-        args.model, _models_dir(args), backend=args.backend, device=args.device, variant=args.variant,
+        args.model,
+        _models_dir(args),
+        backend=args.backend,
+        device=args.device,
+        variant=args.variant,
         progress=_tqdm_progress("Loading"),
     )
     result = task(args.image, args.labels, templates=templates)
@@ -200,8 +227,8 @@ def _model_name(task) -> str:
 
 def _export(args) -> int:
     from studio.export.exporter import export_model
-    from studio.export.quantize import quantize_export
     from studio.export.manifest import read_manifest
+    from studio.export.quantize import quantize_export
     from studio.sources import fetch, resolve
 
     models_dir = Path(args.out).expanduser().resolve() if args.out else _models_dir(args)
@@ -227,7 +254,15 @@ def _models(args) -> int:
         if args.task and spec.task != args.task:
             continue
         state = model_state(resolve(spec.hub_id, spec.task, models_dir), models_dir)
-        rows.append({"task": spec.task, "title": spec.title, "licence": spec.licence, "default": spec.default, **state.as_dict()})
+        rows.append(
+            {
+                "task": spec.task,
+                "title": spec.title,
+                "licence": spec.licence,
+                "default": spec.default,
+                **state.as_dict(),
+            }
+        )
     _print({"models_dir": str(models_dir), "models": rows})
     return 0
 

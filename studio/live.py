@@ -40,7 +40,8 @@ class LiveStats:
     def summary(self) -> str:
         if self.p50_ms is None:
             return "Waiting for the first frame…"
-        text = f"Delay {self.p50_ms:.0f} ms from frame to result (median of the last {min(self.processed, _WINDOW)} frames)"
+        frames = min(self.processed, _WINDOW)
+        text = f"Delay {self.p50_ms:.0f} ms from frame to result (median of the last {frames} frames)"
         if self.fps:
             text += f" · {self.fps:.1f} frames/s"
         if self.dropped:
@@ -114,7 +115,9 @@ class LatestFrameGate:
         """The stream's current stats."""
         stream = self._streams.get(key)
         if stream is None or not stream.delays:
-            return LiveStats(0 if stream is None else stream.processed, 0 if stream is None else stream.dropped, None, None)
+            return LiveStats(
+                0 if stream is None else stream.processed, 0 if stream is None else stream.dropped, None, None
+            )
         span = stream.finished[-1] - stream.finished[0] if len(stream.finished) > 1 else 0.0
         fps = (len(stream.finished) - 1) / span if span > 0 else None
         return LiveStats(stream.processed, stream.dropped, float(np.median(stream.delays)), stream.delays[-1], fps)

@@ -158,7 +158,9 @@ def _export_now(source: ModelSource, models_dir: Path, progress: Progress, notic
     started = time.perf_counter()
     source = _fetched(source, models_dir, progress)
     directory = export_model(source, models_dir, progress)
-    notices.append(f"Exported {source.display_name} to ONNX first ({time.perf_counter() - started:.0f} s), in {directory}.")
+    notices.append(
+        f"Exported {source.display_name} to ONNX first ({time.perf_counter() - started:.0f} s), in {directory}."
+    )
     return read_manifest(directory)
 
 
@@ -181,7 +183,9 @@ def _onnx_graphs(directory: Path, manifest: dict, device: str, variant: str, not
     return GraphSet(graphs, runtime, directory, dict(manifest.get("metadata", {})), notices)
 
 
-def _torch_graphs(source: ModelSource, models_dir: Path, device: str, progress: Progress, notices: list[str]) -> GraphSet:
+def _torch_graphs(
+    source: ModelSource, models_dir: Path, device: str, progress: Progress, notices: list[str]
+) -> GraphSet:
     from studio.backends.pytorch import TorchBackend
 
     try:

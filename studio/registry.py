@@ -75,7 +75,9 @@ _ROWS: tuple[ModelSpec, ...] = (
         family="clip",
         title="CLIP ViT-B/32 (OpenAI) — fastest",
         licence="MIT",
-        architecture=_clip_architecture(vision={**_CLIP_B_VISION, "patch_size": 32}, text=_CLIP_B_TEXT, projection_dim=512),
+        architecture=_clip_architecture(
+            vision={**_CLIP_B_VISION, "patch_size": 32}, text=_CLIP_B_TEXT, projection_dim=512
+        ),
         default=True,
     ),
     ModelSpec(
@@ -85,7 +87,9 @@ _ROWS: tuple[ModelSpec, ...] = (
         family="clip",
         title="CLIP ViT-B/16 (OpenAI) — more accurate, about 4x the compute",
         licence="MIT",
-        architecture=_clip_architecture(vision={**_CLIP_B_VISION, "patch_size": 16}, text=_CLIP_B_TEXT, projection_dim=512),
+        architecture=_clip_architecture(
+            vision={**_CLIP_B_VISION, "patch_size": 16}, text=_CLIP_B_TEXT, projection_dim=512
+        ),
     ),
     ModelSpec(
         task="zero-shot",
@@ -95,7 +99,9 @@ _ROWS: tuple[ModelSpec, ...] = (
         title="CLIP ViT-L/14 (OpenAI) — most accurate, needs a GPU for live use",
         licence="MIT",
         architecture=_clip_architecture(
-            vision=dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=24, patch_size=14),
+            vision=dict(
+                hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=24, patch_size=14
+            ),
             text=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12),
             projection_dim=768,
         ),

@@ -24,7 +24,12 @@ log = logging.getLogger(__name__)
 
 # Families we can run, by the `model_type` of a config.json.
 _FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,9 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
                 f"It runs: {', '.join(sorted(_families_for(task)))} models."
             )
         if not _has_weights(path):
-            raise ModelUnavailableError(f"The folder {path} has a config.json but no model weights (model.safetensors).")
+            raise ModelUnavailableError(
+                f"The folder {path} has a config.json but no model weights (model.safetensors)."
+            )
         missing = missing_files(path, family)
         if missing:
             raise ModelUnavailableError(
@@ -134,7 +141,9 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
                 f"'{name}' is not one of the models this tab knows. Pick one from the list, or download it and choose "
                 "its folder on this computer."
             )
-        raise ModelUnavailableError(f"There is no model folder at '{name}'. Check the path, or pick a model from the list.")
+        raise ModelUnavailableError(
+            f"There is no model folder at '{name}'. Check the path, or pick a model from the list."
+        )
     local_copy = models_dir / spec.hub_id
     if _has_weights(local_copy):
         return ModelSource(spec.hub_id, task, spec.family, spec, local_copy.resolve(), "local-copy")

@@ -23,7 +23,11 @@ def letterbox(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def write_y4m(
-    path: Path, photos: Sequence[np.ndarray], width: int = 640, height: int = 480, fps: int = 30,
+    path: Path,
+    photos: Sequence[np.ndarray],
+    width: int = 640,
+    height: int = 480,
+    fps: int = 30,
     seconds_per_photo: float = 1.0,
 ) -> Path:
     """Writes a YUV4MPEG2 (4:2:0) video that shows each RGB photo for `seconds_per_photo`, in order.

@@ -90,10 +90,28 @@ def app_server(tmp_path_factory, exported_models_dir, tiny_clip_dir):
     shutil.copytree(exported_models_dir, models_dir)
     port = free_port()
     demo = launch(
-        host="127.0.0.1", port=port, models_dir=models_dir, open_browser=False,
-        models={"zero-shot": str(tiny_clip_dir)}, block=False,
+        host="127.0.0.1",
+        port=port,
+        models_dir=models_dir,
+        open_browser=False,
+        models={"zero-shot": str(tiny_clip_dir)},
+        block=False,
     )
     try:
         yield f"http://127.0.0.1:{port}/", models_dir
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_clip_dir):
+    """transformers' own zero-shot pipeline on the tiny CLIP: run(image, labels) -> [(label, score)], best first."""
+    from transformers import pipeline
+
+    pipe = pipeline("zero-shot-image-classification", model=str(tiny_clip_dir), device="cpu")
+
+    def run(image, labels):
+        out = pipe(str(image), candidate_labels=list(labels), hypothesis_template="a photo of a {}.")
+        return [(o["label"], o["score"]) for o in out]
+
+    return run

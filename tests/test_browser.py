@@ -186,7 +186,8 @@ def test_photo_classification_matches_transformers_pipeline(app_server, browser,
     assert match, shown["announce"]
     assert match.group(1) == expected[0]["label"], (shown["announce"], expected)
     assert shown_percent_matches(int(match.group(2)), expected[0]["score"], python_percent), (
-        shown["announce"], expected[0]
+        shown["announce"],
+        expected[0],
     )
     assert page.locator("#zs-announce").count() == 1
     expect(page.locator("#zs-announce")).to_have_attribute("role", "status")

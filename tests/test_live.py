@@ -26,7 +26,7 @@ def test_frames_arriving_while_busy_are_dropped_except_the_newest():
     first.start()
     time.sleep(0.05)  # frame 0 is being processed; 1..5 arrive meanwhile
     others = [threading.Thread(target=send, args=(i,)) for i in range(1, 6)]
-    for i, t in enumerate(others):
+    for t in others:
         t.start()
         time.sleep(0.01)
     for t in [first, *others]:

@@ -18,8 +18,13 @@ def test_corrupt_empty_and_non_image_files(tmp_path, photos):
     truncated = tmp_path / "cut.jpg"
     photos["coffee"].save(truncated)
     truncated.write_bytes(truncated.read_bytes()[:400])
-    cases = {empty: "empty", text: "not an image", truncated: "damaged", tmp_path / "nope.jpg": "does not exist",
-             tmp_path: "folder"}
+    cases = {
+        empty: "empty",
+        text: "not an image",
+        truncated: "damaged",
+        tmp_path / "nope.jpg": "does not exist",
+        tmp_path: "folder",
+    }
     for path, words in cases.items():
         with pytest.raises(BadImageError, match=words):
             load_image(path)

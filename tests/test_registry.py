@@ -30,8 +30,9 @@ def test_duplicate_rows_fail_loudly():
     row = next(iter(REGISTRY))
     with pytest.raises(KeyError):
         Registry((row, row))
-    other = ModelSpec(task=row.task, hub_id="someone/else", revision="0" * 40, family=row.family, title="x",
-                      licence="x", default=True)
+    other = ModelSpec(
+        task=row.task, hub_id="someone/else", revision="0" * 40, family=row.family, title="x", licence="x", default=True
+    )
     with pytest.raises(KeyError):
         Registry((row, other))  # two defaults for one task
 

@@ -41,19 +41,6 @@ def app_models_dir(app_server) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_clip_dir):
-    from transformers import pipeline
-
-    pipe = pipeline("zero-shot-image-classification", model=str(tiny_clip_dir), device="cpu")
-
-    def run(image, labels):
-        out = pipe(str(image), candidate_labels=list(labels), hypothesis_template=TEMPLATE)
-        return [(o["label"], o["score"]) for o in out]
-
-    return run
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory, photos) -> dict[str, Path]:
     """Photos as files, and files that are not usable photos."""
     d = tmp_path_factory.mktemp("ui-files")
@@ -80,11 +67,27 @@ def files(tmp_path_factory, photos) -> dict[str, Path]:
 # Helpers ----------------------------------------------------------------------------------------------------------
 
 
-def classify(client, image, labels, model, backend="onnx", device="cpu", variant="fp32", template_mode="single",
-             template=TEMPLATE):
+def classify(
+    client,
+    image,
+    labels,
+    model,
+    backend="onnx",
+    device="cpu",
+    variant="fp32",
+    template_mode="single",
+    template=TEMPLATE,
+):
     """Calls /classify; returns its 4 outputs and the (message, level) toasts the handler raised."""
     job = client.submit(
-        handle_file(str(image)), labels, str(model), backend, device, variant, template_mode, template,
+        handle_file(str(image)),
+        labels,
+        str(model),
+        backend,
+        device,
+        variant,
+        template_mode,
+        template,
         api_name="/classify",
     )
     outputs = job.result(timeout=120)
@@ -117,7 +120,7 @@ def assert_plain_sentence(sentence: str, *key_words: str) -> None:
     assert sentence, "no sentence was shown"
     for word in key_words:
         assert word.lower() in sentence.lower(), f"{word!r} not in {sentence!r}"
-    for jargon in ("Traceback", "Exception", "Error:", "errno", "File \""):
+    for jargon in ("Traceback", "Exception", "Error:", "errno", 'File "'):
         assert jargon not in sentence, f"{jargon!r} in {sentence!r}"
     assert sentence.rstrip()[-1] in ".!?", f"not a whole sentence: {sentence!r}"
 
@@ -209,11 +212,19 @@ BAD_INPUTS = {
     "corrupt-jpeg": ("corrupt", "cat, dog", "tiny", "onnx", TEMPLATE, ["corrupt.jpg", "damaged"]),
     "text-file-named-png": ("text", "cat, dog", "tiny", "onnx", TEMPLATE, ["notes.png", "not an image"]),
     "missing-hub-model": (
-        "chelsea", "cat, dog", MISSING_HUB_MODEL, "auto", TEMPLATE,
+        "chelsea",
+        "cat, dog",
+        MISSING_HUB_MODEL,
+        "auto",
+        TEMPLATE,
         [MISSING_HUB_MODEL, "not on this computer", "internet"],
     ),
     "missing-hub-model-onnx": (
-        "chelsea", "cat, dog", MISSING_HUB_MODEL, "onnx", TEMPLATE,
+        "chelsea",
+        "cat, dog",
+        MISSING_HUB_MODEL,
+        "onnx",
+        TEMPLATE,
         [MISSING_HUB_MODEL, "not on this computer", "internet"],
     ),
     "unknown-hub-id": ("chelsea", "cat, dog", "someone/not-a-known-model", "auto", TEMPLATE, ["not one of the models"]),
@@ -330,8 +341,9 @@ def test_export_of_missing_model_says_why(client, app_models_dir):
 
 
 @pytest.mark.parametrize(("damaged", "variant"), [("image_encoder.onnx", "fp32"), ("image_encoder.int8.onnx", "int8")])
-def test_damaged_export_falls_back_to_pytorch(damaged, variant, exported_models_dir, tiny_clip_dir, files, reference,
-                                              tmp_path):
+def test_damaged_export_falls_back_to_pytorch(
+    damaged, variant, exported_models_dir, tiny_clip_dir, files, reference, tmp_path
+):
     from studio.tasks.zero_shot import ZeroShotTask
 
     models_dir = shutil.copytree(exported_models_dir, tmp_path / "exported")

@@ -76,7 +76,11 @@ def test_grayscale_rgba_palette_match_pipeline(photos, reference, onnx_task):
     rgba.putalpha(128)
     # The image processors composite transparency onto white (the pipeline's loader would drop alpha first).
     on_white = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    for variant, as_seen in ((cat.convert("L"), cat.convert("L")), (rgba, on_white), (cat.convert("P"), cat.convert("P"))):
+    for variant, as_seen in (
+        (cat.convert("L"), cat.convert("L")),
+        (rgba, on_white),
+        (cat.convert("P"), cat.convert("P")),
+    ):
         expected = reference(as_seen, candidate_labels=LABELS, hypothesis_template=TEMPLATE)
         result = onnx_task(variant, LABELS)
         assert [r["label"] for r in result.labels] == [e["label"] for e in expected]

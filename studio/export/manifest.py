@@ -66,7 +66,7 @@ def verify_graphs(directory: Path, manifest: dict, variant: str = "fp32") -> Non
     Raises:
         CorruptExportError: A file is missing or its content changed.
     """
-    for name, entry in graphs_of(manifest, variant).items():
+    for entry in graphs_of(manifest, variant).values():
         for file_name, expected in entry["sha256"].items():
             path = directory / file_name
             if not path.is_file():

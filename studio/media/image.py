@@ -23,7 +23,6 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL raises DecompressionBombError above 2
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-
 def load_image(image, channel_order: str = "RGB") -> Image.Image:
     """Turns any image a user can give into an RGB PIL image, as the model's own processor would see it.
 

@@ -30,4 +30,7 @@ class TextTokenizer:
         enc = self._tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
         )
-        return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+        return {
+            "input_ids": enc["input_ids"].astype(np.int64),
+            "attention_mask": enc["attention_mask"].astype(np.int64),
+        }

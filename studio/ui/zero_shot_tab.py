@@ -22,7 +22,10 @@ BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Ru
 DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
 VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
 EXAMPLE_NAMES = {"astronaut": "Astronaut portrait", "chelsea": "Cat (Chelsea)", "coffee": "Cup of coffee"}
-TEMPLATE_CHOICES = [("One template", "single"), ("Average of 8 templates (steadier, slower to change labels)", "ensemble")]
+TEMPLATE_CHOICES = [
+    ("One template", "single"),
+    ("Average of 8 templates (steadier, slower to change labels)", "ensemble"),
+]
 
 
 class ZeroShotTab:
@@ -34,7 +37,11 @@ class ZeroShotTab:
         self.models_dir = models_dir
         self.tasks = TaskCache(
             lambda model, backend, device, variant, progress=None: ZeroShotTask.load(
-                model, models_dir, backend=backend, device=device, variant=variant,
+                model,
+                models_dir,
+                backend=backend,
+                device=device,
+                variant=variant,
                 **({"progress": progress} if progress else {}),
             )
         )
@@ -46,8 +53,18 @@ class ZeroShotTab:
 
     # Events -------------------------------------------------------------------------------------------------
 
-    def classify_photo(self, image, labels, model, backend, device, variant, template_mode, template,
-                       progress=gr.Progress(track_tqdm=True)):
+    def classify_photo(
+        self,
+        image,
+        labels,
+        model,
+        backend,
+        device,
+        variant,
+        template_mode,
+        template,
+        progress=gr.Progress(track_tqdm=True),
+    ):
         """Classifies an uploaded or example photo."""
         from studio.tasks.zero_shot import templates_for
 
@@ -73,8 +90,9 @@ class ZeroShotTab:
             runtime_badge(task.runtime),
         )
 
-    def classify_frame(self, frame, labels, model, backend, device, variant, template_mode, template,
-                       request: gr.Request):
+    def classify_frame(
+        self, frame, labels, model, backend, device, variant, template_mode, template, request: gr.Request
+    ):
         """Classifies the newest camera frame; frames that went stale while the model was busy are skipped."""
         from studio.tasks.zero_shot import templates_for
 
@@ -84,9 +102,7 @@ class ZeroShotTab:
         try:
             templates = templates_for(template_mode, template)
             task = self.task(model, backend, device, variant)
-            result, stats = self.gate.submit(
-                session, frame, lambda f: task(f, labels, templates=templates)
-            )
+            result, stats = self.gate.submit(session, frame, lambda f: task(f, labels, templates=templates))
         except StudioError as exc:
             self.warn_once(session, str(exc))
             return gr.skip(), live_region(str(exc), "zs-announce"), gr.skip(), gr.skip()
@@ -170,12 +186,17 @@ def build(ctx) -> None:
             with gr.Tabs():
                 with gr.Tab("Camera", id="zs-camera-tab"):
                     camera = gr.Image(
-                        sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                        sources=["webcam"],
+                        streaming=True,
+                        type="numpy",
+                        label="Camera",
                         elem_id="zs-camera",
                     )
                 with gr.Tab("Photo", id="zs-photo-tab"):
                     photo = LenientImage(
-                        sources=["upload", "clipboard"], type="filepath", label="Photo to classify",
+                        sources=["upload", "clipboard"],
+                        type="filepath",
+                        label="Photo to classify",
                         elem_id="zs-photo",
                     )
                     classify_btn = gr.Button("Classify photo", variant="primary", elem_id="zs-classify")
@@ -189,8 +210,10 @@ def build(ctx) -> None:
                     )
         with gr.Column(scale=1):
             labels = gr.Textbox(
-                value=DEFAULT_LABELS, label="Labels to choose between (separate them with commas)",
-                lines=2, elem_id="zs-labels",
+                value=DEFAULT_LABELS,
+                label="Labels to choose between (separate them with commas)",
+                lines=2,
+                elem_id="zs-labels",
             )
             announce = gr.HTML(live_region("", "zs-announce"), label="Best match")
             scores = gr.Label(num_top_classes=5, label="Scores", elem_id="zs-scores")
@@ -199,8 +222,11 @@ def build(ctx) -> None:
 
     with gr.Accordion("Model and runtime", open=False):
         model = gr.Dropdown(
-            choices=_model_choices(ctx.models_dir, preselected), value=default_model, allow_custom_value=True,
-            label="Model", info="Pick a model, or type the path of a model folder on this computer.",
+            choices=_model_choices(ctx.models_dir, preselected),
+            value=default_model,
+            allow_custom_value=True,
+            label="Model",
+            info="Pick a model, or type the path of a model folder on this computer.",
             elem_id="zs-model",
         )
         state = gr.Markdown(tab.describe_model(default_model), elem_id="zs-model-state")
@@ -220,8 +246,14 @@ def build(ctx) -> None:
     classify_btn.click(tab.classify_photo, [photo, *settings], outputs, api_name="classify")
     photo.upload(tab.classify_photo, [photo, *settings], outputs, api_name=False)
     camera.stream(
-        tab.classify_frame, [camera, *settings], outputs, api_name="classify_frame",
-        stream_every=0.1, time_limit=None, concurrency_limit=None, show_progress="hidden",
+        tab.classify_frame,
+        [camera, *settings],
+        outputs,
+        api_name="classify_frame",
+        stream_every=0.1,
+        time_limit=None,
+        concurrency_limit=None,
+        show_progress="hidden",
     )
     camera.clear(tab.stop_stream, None, None, api_name=False)
     model.change(tab.describe_model, [model], [state], api_name="model_state")
