@@ -35,6 +35,7 @@ TABS: list[tuple[str, Callable[[AppContext], None]]] = [
 _CSS = """
 .studio-badge { font-size: 0.95rem; }
 #zs-announce { font-size: 1.25rem; font-weight: 600; min-height: 1.6em; }
+#zs-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 """
 
 _HEAD = """

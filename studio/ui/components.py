@@ -42,9 +42,16 @@ def runtime_badge(runtime: RuntimeInfo | None) -> str:
     return f"**Runs on:** {runtime.label}"
 
 
-def live_region(text: str, element_id: str) -> str:
-    """HTML for a polite ARIA live region: screen readers announce it when its text changes."""
-    return f'<div id="{element_id}" role="status" aria-live="polite" aria-atomic="true">{html.escape(text)}</div>'
+def live_region(text: str, element_id: str, problem: bool = False) -> str:
+    """HTML for a polite ARIA live region: screen readers announce it when its text changes.
+
+    Args:
+        text: What to show and announce.
+        element_id: The region's id (one per tab, so its announcements do not mix with another tab's).
+        problem: Styles the text as a problem to fix rather than a result.
+    """
+    css = ' class="studio-problem"' if problem else ""
+    return f'<div id="{element_id}" role="status" aria-live="polite" aria-atomic="true"{css}>{html.escape(text)}</div>'
 
 
 def ui_progress(progress: gr.Progress) -> Progress:

@@ -76,7 +76,7 @@ class ZeroShotTab:
             result = task(image, labels, templates=templates)
         except StudioError as exc:
             gr.Warning(str(exc))
-            return gr.skip(), live_region(str(exc), "zs-announce"), gr.skip(), gr.skip()
+            return gr.skip(), live_region(str(exc), "zs-announce", problem=True), gr.skip(), gr.skip()
         for notice in task.graphs.notices + result.notices:
             gr.Info(notice)
         top = result.labels[0]
@@ -105,7 +105,7 @@ class ZeroShotTab:
             result, stats = self.gate.submit(session, frame, lambda f: task(f, labels, templates=templates))
         except StudioError as exc:
             self.warn_once(session, str(exc))
-            return gr.skip(), live_region(str(exc), "zs-announce"), gr.skip(), gr.skip()
+            return gr.skip(), live_region(str(exc), "zs-announce", problem=True), gr.skip(), gr.skip()
         if result is None:  # dropped as stale: keep showing the last result
             return gr.skip(), gr.skip(), stats.summary, gr.skip()
         for notice in task.graphs.notices + result.notices:
