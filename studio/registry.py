@@ -109,6 +109,48 @@ _ROWS: tuple[ModelSpec, ...] = (
 )
 
 
+_BLIP_BASE_CAPTION = MappingProxyType(
+    {
+        "model_type": "blip",
+        "projection_dim": 512,
+        "text_config": dict(
+            vocab_size=30524,
+            hidden_size=768,
+            encoder_hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=512,
+            bos_token_id=30522,
+            sep_token_id=102,
+            pad_token_id=0,
+        ),
+        "vision_config": dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=384,
+            patch_size=16,
+            layer_norm_eps=1e-5,
+        ),
+    }
+)
+
+_ROWS += (
+    ModelSpec(
+        task="caption",
+        hub_id="Salesforce/blip-image-captioning-base",
+        revision="82a37760796d32b1411fe092ab5d4e227313294b",
+        family="blip",
+        title="BLIP base (Salesforce) — captions in English",
+        licence="BSD-3-Clause",
+        architecture=_BLIP_BASE_CAPTION,
+        default=True,
+    ),
+)
+
+
 class Registry:
     """Registry rows by key; a duplicate key is a programming error and fails loudly."""
 

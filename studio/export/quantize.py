@@ -47,6 +47,8 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
         raise ExportError(f"There is no export in {directory} to quantize. Export the model first.")
     family = get_family(manifest["family"])
     specs = [g for g in family.GRAPHS if g.quantizable]
+    if not specs:
+        raise ExportError("This model has no graph that Studio can quantize to int8.")
     inputs = family.parity_inputs(directory, parity_photos())
     entries = {}
     for i, spec in enumerate(specs):

@@ -33,7 +33,14 @@ class GraphSpec:
     tolerance: dict = field(default_factory=lambda: {"atol": 1e-4, "rtol": 1e-3})
 
 
-_MODULES = {"clip": "studio.families.clip"}
+_MODULES = {"clip": "studio.families.clip", "blip": "studio.families.blip"}
+
+# Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
+FAMILY_BY_ARCHITECTURE = {
+    "CLIPModel": "clip",
+    "BlipForConditionalGeneration": "blip",
+}
+FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
 
 
 def get_family(name: str):

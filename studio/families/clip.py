@@ -117,12 +117,13 @@ def save_files(model_dir: Path, out_dir: Path) -> None:
     AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
 
 
-def parity_inputs(files_dir: Path, photos: list) -> dict[str, dict[str, np.ndarray]]:
+def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
     """Real inputs for checking each graph against PyTorch: photos through our preprocessing, prompts tokenized.
 
     Args:
         files_dir: Folder with the processor and tokenizer files.
         photos: RGB PIL images.
+        model: Unused (CLIP's graphs need no intermediate results as inputs).
     """
     from studio.media.image import ImagePreprocessing
     from studio.media.text import TextTokenizer
