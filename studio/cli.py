@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-TASKS = ("zero-shot",)
+TASKS = ("zero-shot", "caption")
 _open_bars: list = []  # progress bars to clear before an error sentence is printed
 
 
@@ -62,6 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     zs.add_argument("--ensemble", action="store_true", help="average several prompt templates (CLIP's set)")
     _add_runtime(zs)
     _add_common(zs)
+
+    cap = predict_sub.add_parser("caption", help="describe an image in words")
+    cap.add_argument("--image", required=True, help="image file")
+    cap.add_argument("--prefix", default=None, help='words the caption must start with, e.g. "a photograph of"')
+    cap.add_argument("--verbosity", choices=("short", "detailed"), default="short")
+    cap.add_argument("--beams", type=int, default=None, help="beam search width (1 = greedy)")
+    cap.add_argument("--max-new-tokens", type=int, default=None)
+    cap.add_argument("--repetition-penalty", type=float, default=None)
+    cap.add_argument("--no-repeat-ngram-size", type=int, default=None)
+    cap.add_argument("--describe-people", action="store_true", help="keep words about people's age and looks")
+    cap.add_argument(
+        "--speak", type=Path, default=None, metavar="WAV", help="also write the spoken caption (espeak-ng)"
+    )
+    cap.add_argument("--rate", type=int, default=175, help="speaking rate in words per minute, with --speak")
+    _add_runtime(cap)
+    _add_common(cap)
 
     export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
     export.add_argument("task", choices=TASKS)
@@ -127,22 +143,29 @@ def _dispatch(args) -> int:
         )
         return 0
     if args.command == "predict":
-        return _predict_zero_shot(args)
+        return _predict_zero_shot(args) if args.task == "zero-shot" else _predict_caption(args)
     if args.command == "export":
         return _export(args)
     if args.command == "models":
         return _models(args)
     if args.command == "bench":
-        from studio.bench.zero_shot import run_bench
+        if args.task == "caption":
+            from studio.bench.caption import run_bench as run_caption_bench
 
-        report = run_bench(
-            model=args.model,
-            runs=args.runs,
-            batch=args.batch,
-            device=args.device,
-            int8=not args.no_int8,
-            progress=_tqdm_progress("Benchmark"),
-        )
+            report = run_caption_bench(
+                model=args.model, runs=args.runs, device=args.device, progress=_tqdm_progress("Benchmark")
+            )
+        else:
+            from studio.bench.zero_shot import run_bench
+
+            report = run_bench(
+                model=args.model,
+                runs=args.runs,
+                batch=args.batch,
+                device=args.device,
+                int8=not args.no_int8,
+                progress=_tqdm_progress("Benchmark"),
+            )
         _print(report)
         return 0
     raise AssertionError(args.command)
@@ -197,14 +220,11 @@ def _predict_zero_shot(args) -> int:
     result = task(args.image, args.labels, templates=templates)
     for notice in task.graphs.notices + result.notices:
         print(f"studio: {notice}", file=sys.stderr)
-    runtime = task.runtime
     _print(
         {
             "task": TASK,
             "model": _model_name(task),
-            "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
-            "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
-            "runtime": runtime.as_dict(),
+            **_runtime_fields(task.runtime),
             "latency_ms": round(result.latency_ms, 2),
             "text_encoding_ms": round(result.text_ms, 2),
             "templates": list(templates),
@@ -212,6 +232,55 @@ def _predict_zero_shot(args) -> int:
             "notices": task.graphs.notices + result.notices,
         }
     )
+    return 0
+
+
+def _runtime_fields(runtime) -> dict:
+    return {
+        "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
+        "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
+        "runtime": runtime.as_dict(),
+    }
+
+
+def _predict_caption(args) -> int:
+    from dataclasses import replace
+
+    from studio.media.image import load_image
+    from studio.tasks.caption import TASK, VERBOSITY, CaptionTask
+
+    load_image(args.image)  # say what is wrong with the image before loading a model
+    settings = VERBOSITY[args.verbosity]
+    overrides = {
+        "num_beams": args.beams,
+        "max_new_tokens": args.max_new_tokens,
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if args.variant != "fp32":
+        from studio.errors import StudioError
+
+        raise StudioError("Captioning models have no int8 variant yet; leave out --variant.")
+    task = CaptionTask.load(
+        args.model, _models_dir(args), backend=args.backend, device=args.device, progress=_tqdm_progress("Loading")
+    )
+    result = task(args.image, prefix=args.prefix, settings=settings, describe_people=args.describe_people)
+    for notice in task.graphs.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    out = {"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()}
+    out["settings"] = {
+        k: getattr(settings, k)
+        for k in ("num_beams", "max_new_tokens", "repetition_penalty", "no_repeat_ngram_size", "min_new_tokens")
+    }
+    if args.speak:
+        from studio.media.speech import synthesize
+
+        wav = synthesize(result.text, Path(args.speak).resolve().parent, words_per_minute=args.rate)
+        wav.replace(args.speak)
+        out["speech"] = str(args.speak)
+    out["notices"] = task.graphs.notices
+    _print(out)
     return 0
 
 

@@ -1,0 +1,227 @@
+"""Image captioning (BLIP): image encoder once, then the text decoder token by token with its key/value cache.
+
+Decoding is our own loop (`studio.generation`) over the graphs, so ONNX Runtime and PyTorch run the same steps and
+both reproduce transformers' `generate()` token for token. The caption is then phrased for listeners: hedged when the
+model is unsure, and without people's age or looks unless the user asks for them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from studio.backends.base import GraphSet, RuntimeInfo
+from studio.errors import StudioError
+from studio.generation import GenerationResult, GenerationSettings, generate
+from studio.media.image import ImagePreprocessing, load_image
+from studio.progress import Progress, no_progress
+from studio.tasks.phrasing import hedged, without_age_and_looks
+
+TASK = "caption"
+MAX_PREFIX_CHARS = 200
+# "short": a few words, fast; "detailed": beam search for a fuller sentence (BLIP's own demo uses 3 beams).
+VERBOSITY = {
+    "short": GenerationSettings(max_new_tokens=12),
+    "detailed": GenerationSettings(max_new_tokens=40, num_beams=3, min_new_tokens=8, repetition_penalty=1.2),
+}
+
+
+class BadPrefixError(StudioError):
+    """A caption prefix the model cannot take."""
+
+
+@dataclass
+class CaptionResult:
+    """One caption.
+
+    Attributes:
+        text: What to show and speak: phrased by confidence, people's looks left out unless asked for.
+        caption: The model's own words (prefix included), lower case as BLIP writes them.
+        confidence: Geometric mean of the generated tokens' probabilities, in [0, 1].
+        certainty: "sure", "unsure" or "guessing" (see `phrasing.hedged`).
+        token_ids: Generated token ids (prompt excluded).
+        latency_ms: Whole call: preprocessing, image encoder, decoding.
+        encoder_ms: The image encoder.
+        decode_ms: The decoding loop.
+        image_embedding: The image's pooled embedding (for telling whether the scene changed).
+    """
+
+    text: str
+    caption: str
+    confidence: float
+    certainty: str
+    token_ids: list[int]
+    latency_ms: float
+    encoder_ms: float
+    decode_ms: float
+    image_embedding: np.ndarray = field(repr=False, default=None)
+
+    def as_dict(self) -> dict:
+        return {
+            "caption": self.text,
+            "model_caption": self.caption,
+            "confidence": round(self.confidence, 4),
+            "certainty": self.certainty,
+            "latency_ms": round(self.latency_ms, 2),
+            "encoder_ms": round(self.encoder_ms, 2),
+            "decode_ms": round(self.decode_ms, 2),
+            "tokens": len(self.token_ids),
+        }
+
+
+class _GraphDecoder:
+    """`generation.DecoderSteps` over the text decoder graph, for one image's cross-attention cache."""
+
+    def __init__(self, decoder, cross_k: np.ndarray, cross_v: np.ndarray, meta: dict) -> None:
+        self.decoder = decoder
+        self.cross_k, self.cross_v = cross_k, cross_v
+        self.meta = meta
+
+    def _cross(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.cross_k.shape[1] != batch:  # beams share the image: repeat its cache once per beam
+            self.cross_k = np.repeat(self.cross_k[:, :1], batch, axis=1)
+            self.cross_v = np.repeat(self.cross_v[:, :1], batch, axis=1)
+        return self.cross_k, self.cross_v
+
+    def _run(self, input_ids, self_k, self_v):
+        cross_k, cross_v = self._cross(input_ids.shape[0])
+        out = self.decoder.run(
+            {"input_ids": input_ids, "past_self_k": self_k, "past_self_v": self_v, "cross_k": cross_k, "cross_v": cross_v}
+        )
+        return out["logits"], (out["self_k"], out["self_v"])
+
+    def prefill(self, input_ids: np.ndarray):
+        from studio.families.blip import empty_cache
+
+        empty = empty_cache(self.meta, input_ids.shape[0])
+        return self._run(input_ids, empty, empty)
+
+    def step(self, input_ids: np.ndarray, state):
+        return self._run(input_ids, *state)
+
+    def reorder(self, state, beam_index: np.ndarray):
+        self_k, self_v = state
+        return np.take(self_k, beam_index, axis=1), np.take(self_v, beam_index, axis=1)
+
+
+class CaptionTask:
+    """Describes images in words.
+
+    Args:
+        graphs: The BLIP graphs ("image_encoder", "text_decoder") with the token ids in metadata.
+    """
+
+    def __init__(self, graphs: GraphSet) -> None:
+        from transformers import AutoTokenizer
+
+        from studio.families import quiet_transformers
+
+        quiet_transformers()
+        self.graphs = graphs
+        files = Path(graphs.files_dir)
+        self.preprocessing = ImagePreprocessing.from_dir(files)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(files))
+        self.meta = dict(graphs.metadata)
+
+    @classmethod
+    def load(
+        cls,
+        model: str | None,
+        models_dir: Path,
+        backend: str = "auto",
+        device: str = "auto",
+        progress: Progress = no_progress,
+    ) -> CaptionTask:
+        """Resolves, (downloads, exports,) loads a captioning model and returns the task."""
+        from studio.loading import load_graphs
+        from studio.sources import resolve
+
+        source = resolve(model, TASK, models_dir)
+        return cls(load_graphs(source, models_dir, backend=backend, device=device, progress=progress))
+
+    @property
+    def runtime(self) -> RuntimeInfo:
+        return self.graphs.runtime
+
+    def prompt(self, prefix: str | None) -> list[int]:
+        """The decoder prompt: the start token, then the prefix's word pieces (as BLIP's generate() builds it).
+
+        Raises:
+            BadPrefixError: The prefix is too long.
+        """
+        prefix = " ".join((prefix or "").split())
+        if len(prefix) > MAX_PREFIX_CHARS:
+            raise BadPrefixError(f"The caption start is {len(prefix)} characters long; keep it under {MAX_PREFIX_CHARS}.")
+        ids = [self.meta["bos_token_id"]]
+        if prefix:
+            # [CLS] prefix [SEP] -> drop both: the start token replaces [CLS] and the caption continues the prefix.
+            ids += self.tokenizer(prefix)["input_ids"][1:-1]
+        return ids
+
+    def preprocess(self, image, channel_order: str = "RGB") -> np.ndarray:
+        """Decodes and prepares one image: (1, 3, H, W) float32."""
+        return self.preprocessing.batch([load_image(image, channel_order)])
+
+    def encode(self, pixel_values: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs the image encoder: image_embeds and the decoder's cross-attention cache."""
+        return self.graphs.graphs["image_encoder"].run({"pixel_values": pixel_values})
+
+    def decode(self, encoded: dict[str, np.ndarray], prompt: list[int], settings: GenerationSettings) -> GenerationResult:
+        """Generates caption tokens after the prompt."""
+        room = self.meta.get("max_positions", 512) - len(prompt)
+        settings = replace(settings, max_new_tokens=max(1, min(settings.max_new_tokens, room)))
+        steps = _GraphDecoder(self.graphs.graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
+        return generate(steps, prompt, settings, eos_token_id=self.meta["eos_token_id"], pad_token_id=self.meta["pad_token_id"])
+
+    def postprocess(self, prompt: list[int], result: GenerationResult, describe_people: bool) -> tuple[str, str, float, str]:
+        """The caption text, its phrasing for listeners, its confidence and certainty level."""
+        caption = self.tokenizer.decode(prompt[1:] + result.token_ids, skip_special_tokens=True).strip()
+        logprobs = result.token_logprobs
+        # The end token says "done", not what is in the picture; it does not count towards confidence.
+        if result.token_ids and result.token_ids[-1] == self.meta["eos_token_id"]:
+            logprobs = logprobs[:-1]
+        confidence = float(np.exp(np.mean(logprobs))) if logprobs else 0.0
+        text = caption if describe_people else without_age_and_looks(caption)
+        phrased, certainty = hedged(text, confidence) if text else ("I could not describe this picture.", "guessing")
+        return caption, phrased, confidence, certainty
+
+    def __call__(
+        self,
+        image,
+        prefix: str | None = None,
+        settings: GenerationSettings = VERBOSITY["short"],
+        describe_people: bool = False,
+        channel_order: str = "RGB",
+    ) -> CaptionResult:
+        """Captions one image.
+
+        Args:
+            image: Path, bytes, PIL image or array (see `media.image.load_image`).
+            prefix: Words the caption must start with ("a photograph of"), or None.
+            settings: Decoding settings (see `VERBOSITY`).
+            describe_people: Keep words about people's age and looks.
+            channel_order: "RGB", or "BGR" for OpenCV frames.
+        """
+        started = time.perf_counter()
+        prompt = self.prompt(prefix)
+        pixels = self.preprocess(image, channel_order)
+        t0 = time.perf_counter()
+        encoded = self.encode(pixels)
+        t1 = time.perf_counter()
+        result = self.decode(encoded, prompt, settings)
+        t2 = time.perf_counter()
+        caption, text, confidence, certainty = self.postprocess(prompt, result, describe_people)
+        return CaptionResult(
+            text=text,
+            caption=caption,
+            confidence=confidence,
+            certainty=certainty,
+            token_ids=result.token_ids,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            encoder_ms=(t1 - t0) * 1000,
+            decode_ms=(t2 - t1) * 1000,
+            image_embedding=encoded["image_embeds"][0, 0].copy(),
+        )
