@@ -315,7 +315,7 @@ def test_inputs_have_accessible_names(app_server, browser, artifacts):
         model = page.get_by_role("combobox", name="Model", exact=True)
         expect(model).to_be_visible()
         assert model.evaluate("e => e.closest('#zs-model') !== null")
-        from studio.ui.zero_shot_tab import BACKEND_CHOICES, DEVICE_CHOICES, VARIANT_CHOICES
+        from studio.ui.model_panel import BACKEND_CHOICES, DEVICE_CHOICES, VARIANT_CHOICES
 
         radios = {
             "zs-variant": [name for name, _ in VARIANT_CHOICES],

@@ -275,7 +275,7 @@ def test_model_folder_without_processor_files_gets_a_sentence(client, files, tin
 
 
 def test_model_state_of_missing_default_model(client, app_models_dir):
-    state = client.predict(DEFAULT_HUB_MODEL, api_name="/model_state")
+    state = client.predict(DEFAULT_HUB_MODEL, api_name="/zs_model_state")
     assert "missing" in state
     assert "downloaded on first use" in state and "internet" in state
     assert str(app_models_dir / DEFAULT_HUB_MODEL) in state  # where to copy it by hand
@@ -283,25 +283,25 @@ def test_model_state_of_missing_default_model(client, app_models_dir):
 
 
 def test_model_state_of_exported_local_folder(client, tiny_clip_dir):
-    state = client.predict(str(tiny_clip_dir), api_name="/model_state")
+    state = client.predict(str(tiny_clip_dir), api_name="/zs_model_state")
     assert "local folder" in state
     assert "exported to ONNX (fp32, int8)" in state
     assert "missing" not in state
 
 
 def test_model_state_of_a_folder_that_is_not_a_model(client, files):
-    state = client.predict(str(files["not_model"]), api_name="/model_state")
+    state = client.predict(str(files["not_model"]), api_name="/zs_model_state")
     assert "not a Hugging Face model folder" in state
     assert "Traceback" not in state
 
 
 def test_export_model_creates_a_verified_export(client, app_models_dir, tiny_clip_dir, files, reference, tmp_path):
     copy = shutil.copytree(tiny_clip_dir, tmp_path / "my-clip")  # another folder: another export
-    before = client.predict(str(copy), api_name="/model_state")
+    before = client.predict(str(copy), api_name="/zs_model_state")
     assert "local folder" in before and "exported" not in before
     existing = set(app_models_dir.glob("zero-shot/*"))
 
-    job = client.submit(str(copy), api_name="/export_model")
+    job = client.submit(str(copy), api_name="/zs_export_model")
     after = job.result(timeout=300)
     assert "exported to ONNX (fp32, int8)" in after
 
@@ -323,7 +323,7 @@ def test_export_model_creates_a_verified_export(client, app_models_dir, tiny_cli
 
 
 def test_export_of_missing_model_says_why(client, app_models_dir):
-    job = client.submit(MISSING_HUB_MODEL, api_name="/export_model")
+    job = client.submit(MISSING_HUB_MODEL, api_name="/zs_export_model")
     state = job.result(timeout=120)
     assert "missing" in state
     toasts = []
@@ -370,7 +370,7 @@ def test_damaged_export_through_the_app(client, app_models_dir, tiny_clip_dir, f
     source_export = export_dir(app_models_dir, resolve(str(tiny_clip_dir), "zero-shot", app_models_dir))
     target = export_dir(app_models_dir, resolve(str(copy), "zero-shot", app_models_dir))
     shutil.copytree(source_export, target)
-    assert "exported to ONNX (fp32, int8)" in client.predict(str(copy), api_name="/model_state")
+    assert "exported to ONNX (fp32, int8)" in client.predict(str(copy), api_name="/zs_model_state")
     flip_bytes(target / "image_encoder.onnx")
 
     outputs, toasts = classify(client, files["coffee"], ", ".join(LABELS), copy, backend="onnx", device="cpu")

@@ -88,9 +88,8 @@ class _GraphDecoder:
 
     def _run(self, input_ids, self_k, self_v):
         cross_k, cross_v = self._cross(input_ids.shape[0])
-        out = self.decoder.run(
-            {"input_ids": input_ids, "past_self_k": self_k, "past_self_v": self_v, "cross_k": cross_k, "cross_v": cross_v}
-        )
+        feed = {"input_ids": input_ids, "past_self_k": self_k, "past_self_v": self_v}
+        out = self.decoder.run({**feed, "cross_k": cross_k, "cross_v": cross_v})
         return out["logits"], (out["self_k"], out["self_v"])
 
     def prefill(self, input_ids: np.ndarray):
@@ -154,7 +153,9 @@ class CaptionTask:
         """
         prefix = " ".join((prefix or "").split())
         if len(prefix) > MAX_PREFIX_CHARS:
-            raise BadPrefixError(f"The caption start is {len(prefix)} characters long; keep it under {MAX_PREFIX_CHARS}.")
+            raise BadPrefixError(
+                f"The caption start is {len(prefix)} characters long; keep it under {MAX_PREFIX_CHARS}."
+            )
         ids = [self.meta["bos_token_id"]]
         if prefix:
             # [CLS] prefix [SEP] -> drop both: the start token replaces [CLS] and the caption continues the prefix.
@@ -169,14 +170,18 @@ class CaptionTask:
         """Runs the image encoder: image_embeds and the decoder's cross-attention cache."""
         return self.graphs.graphs["image_encoder"].run({"pixel_values": pixel_values})
 
-    def decode(self, encoded: dict[str, np.ndarray], prompt: list[int], settings: GenerationSettings) -> GenerationResult:
+    def decode(
+        self, encoded: dict[str, np.ndarray], prompt: list[int], settings: GenerationSettings
+    ) -> GenerationResult:
         """Generates caption tokens after the prompt."""
         room = self.meta.get("max_positions", 512) - len(prompt)
         settings = replace(settings, max_new_tokens=max(1, min(settings.max_new_tokens, room)))
         steps = _GraphDecoder(self.graphs.graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
-        return generate(steps, prompt, settings, eos_token_id=self.meta["eos_token_id"], pad_token_id=self.meta["pad_token_id"])
+        return generate(steps, prompt, settings, self.meta["eos_token_id"], self.meta["pad_token_id"])
 
-    def postprocess(self, prompt: list[int], result: GenerationResult, describe_people: bool) -> tuple[str, str, float, str]:
+    def postprocess(
+        self, prompt: list[int], result: GenerationResult, describe_people: bool
+    ) -> tuple[str, str, float, str]:
         """The caption text, its phrasing for listeners, its confidence and certainty level."""
         caption = self.tokenizer.decode(prompt[1:] + result.token_ids, skip_special_tokens=True).strip()
         logprobs = result.token_logprobs
@@ -206,22 +211,49 @@ class CaptionTask:
             channel_order: "RGB", or "BGR" for OpenCV frames.
         """
         started = time.perf_counter()
-        prompt = self.prompt(prefix)
+        self.prompt(prefix)  # refuse a bad prefix before the image work
         pixels = self.preprocess(image, channel_order)
         t0 = time.perf_counter()
         encoded = self.encode(pixels)
-        t1 = time.perf_counter()
+        encoder_ms = (time.perf_counter() - t0) * 1000
+        result = self.describe(encoded, prefix, settings, describe_people)
+        result.encoder_ms = encoder_ms
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def describe(
+        self,
+        encoded: dict[str, np.ndarray],
+        prefix: str | None = None,
+        settings: GenerationSettings = VERBOSITY["short"],
+        describe_people: bool = False,
+    ) -> CaptionResult:
+        """Captions an already encoded image (live mode encodes first to see whether the scene changed).
+
+        Args:
+            encoded: `encode()`'s output.
+            prefix: Words the caption must start with, or None.
+            settings: Decoding settings.
+            describe_people: Keep words about people's age and looks.
+        """
+        started = time.perf_counter()
+        prompt = self.prompt(prefix)
         result = self.decode(encoded, prompt, settings)
-        t2 = time.perf_counter()
         caption, text, confidence, certainty = self.postprocess(prompt, result, describe_people)
+        decode_ms = (time.perf_counter() - started) * 1000
         return CaptionResult(
             text=text,
             caption=caption,
             confidence=confidence,
             certainty=certainty,
             token_ids=result.token_ids,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            encoder_ms=(t1 - t0) * 1000,
-            decode_ms=(t2 - t1) * 1000,
-            image_embedding=encoded["image_embeds"][0, 0].copy(),
+            latency_ms=decode_ms,
+            encoder_ms=0.0,
+            decode_ms=decode_ms,
+            image_embedding=scene_embedding(encoded),
         )
+
+
+def scene_embedding(encoded: dict[str, np.ndarray]) -> np.ndarray:
+    """The image's summary vector (the vision encoder's first, class token): compared to tell a scene changed."""
+    return encoded["image_embeds"][0, 0].astype(np.float32).copy()

@@ -10,17 +10,14 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.paths import assets_dir
-from studio.registry import REGISTRY
 from studio.task_cache import TaskCache
 from studio.ui.components import LenientImage, WarnOnce, live_region, runtime_badge, ui_progress
+from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
 
 TASK = "zero-shot"
 DEFAULT_LABELS = "mug, keys, phone, person, cat"
-BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
-DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
-VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
 EXAMPLE_NAMES = {"astronaut": "Astronaut portrait", "chelsea": "Cat (Chelsea)", "coffee": "Cup of coffee"}
 TEMPLATE_CHOICES = [
     ("One template", "single"),
@@ -123,59 +120,15 @@ class ZeroShotTab:
         self.gate.reset(session)
         self.warn_once.clear(session)
 
-    def describe_model(self, model):
-        """The picked model's state on this machine, in words."""
-        from studio.loading import model_state
-        from studio.sources import resolve
-
-        try:
-            state = model_state(resolve(model or None, TASK, self.models_dir), self.models_dir)
-        except StudioError as exc:
-            return f"⚠️ {exc}"
-        text = f"**State on this computer:** {state.summary}."
-        if not state.on_disk and not state.variants:
-            text += (
-                " It will be downloaded on first use (needs internet), or copy the model folder to "
-                f"`{self.models_dir / (state.source.spec.hub_id if state.source.spec else '')}`."
-            )
-        return text
-
-    def export(self, model, progress=gr.Progress(track_tqdm=True)):
-        """Exports the picked model to ONNX (fp32 and int8), with progress."""
-        from studio.export.exporter import export_model
-        from studio.export.quantize import quantize_export
-        from studio.progress import scaled
-        from studio.sources import fetch, resolve
-
-        report = ui_progress(progress)
-        try:
-            source = fetch(resolve(model or None, TASK, self.models_dir), self.models_dir, lambda m: report(0.0, m))
-            directory = export_model(source, self.models_dir, scaled(report, 0.0, 0.7))
-            quantize_export(directory, scaled(report, 0.7, 1.0))
-        except StudioError as exc:
-            gr.Warning(str(exc))
-            return self.describe_model(model)
-        self.tasks.drop(lambda key: key[0] == (model or None))
-        gr.Info(f"Exported to {directory}, checked against PyTorch, with an int8 variant.")
-        return self.describe_model(model)
-
 
 def _label_value(labels: list[dict]) -> dict:
     return {r["label"]: r["score"] for r in labels}
-
-
-def _model_choices(models_dir: Path, preselected: str | None) -> list[tuple[str, str]]:
-    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(TASK)]
-    if preselected and all(value != preselected for _, value in choices):
-        choices.append((f"Local folder: {preselected}", preselected))
-    return choices
 
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
     tab = ZeroShotTab(ctx.models_dir)
     preselected = ctx.models.get(TASK)
-    default_model = preselected or REGISTRY.default_for(TASK).hub_id
 
     gr.Markdown(
         "### Name anything the camera sees\n"
@@ -221,27 +174,14 @@ def build(ctx) -> None:
             badge = gr.Markdown(runtime_badge(None), elem_id="zs-runtime", elem_classes=["studio-badge"])
 
     with gr.Accordion("Model and runtime", open=False):
-        model = gr.Dropdown(
-            choices=_model_choices(ctx.models_dir, preselected),
-            value=default_model,
-            allow_custom_value=True,
-            label="Model",
-            info="Pick a model, or type the path of a model folder on this computer.",
-            elem_id="zs-model",
-        )
-        state = gr.Markdown(tab.describe_model(default_model), elem_id="zs-model-state")
-        with gr.Row():
-            variant = gr.Radio(VARIANT_CHOICES, value="fp32", label="Precision", elem_id="zs-variant")
-            backend = gr.Radio(BACKEND_CHOICES, value="auto", label="Runtime", elem_id="zs-backend")
-            device = gr.Radio(DEVICE_CHOICES, value="auto", label="Device", elem_id="zs-device")
-        export_btn = gr.Button("Export this model to ONNX (with int8)", elem_id="zs-export")
+        panel = build_model_panel(TASK, "zs", ctx.models_dir, preselected, tab.tasks, quantize=True)
     with gr.Accordion("Prompt templates", open=False):
         template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Templates", elem_id="zs-template-mode")
         template = gr.Textbox(
             value="a photo of a {}.", label="Template ({} is replaced by each label)", elem_id="zs-template"
         )
 
-    settings = [labels, model, backend, device, variant, template_mode, template]
+    settings = [labels, panel.model, panel.backend, panel.device, panel.variant, template_mode, template]
     outputs = [scores, announce, timing, badge]
     classify_btn.click(tab.classify_photo, [photo, *settings], outputs, api_name="classify")
     photo.upload(tab.classify_photo, [photo, *settings], outputs, api_name=False)
@@ -256,5 +196,3 @@ def build(ctx) -> None:
         show_progress="hidden",
     )
     camera.clear(tab.stop_stream, None, None, api_name=False)
-    model.change(tab.describe_model, [model], [state], api_name="model_state")
-    export_btn.click(tab.export, [model], [state], api_name="export_model")

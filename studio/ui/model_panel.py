@@ -1,0 +1,114 @@
+"""The "Model and runtime" panel every tab has: model picker with its state here, runtime choices, export button."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.registry import REGISTRY
+from studio.task_cache import TaskCache
+from studio.ui.components import ui_progress
+
+BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
+DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
+VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
+
+
+@dataclass
+class ModelPanel:
+    """The panel's components, for wiring into a tab's events."""
+
+    model: gr.Dropdown
+    state: gr.Markdown
+    backend: gr.Radio
+    device: gr.Radio
+    variant: gr.Radio | None
+
+
+def describe_model(task: str, model: str | None, models_dir: Path) -> str:
+    """The picked model's state on this machine, in words."""
+    from studio.loading import model_state
+    from studio.sources import resolve
+
+    try:
+        state = model_state(resolve(model or None, task, models_dir), models_dir)
+    except StudioError as exc:
+        return f"⚠️ {exc}"
+    text = f"**State on this computer:** {state.summary}."
+    if not state.on_disk and not state.variants:
+        text += (
+            " It will be downloaded on first use (needs internet), or copy the model folder to "
+            f"`{models_dir / (state.source.spec.hub_id if state.source.spec else '')}`."
+        )
+    return text
+
+
+def export_model_ui(
+    task: str, model: str | None, models_dir: Path, quantize: bool, progress: gr.Progress
+) -> Path | None:
+    """Exports a model (and its int8 variant where offered) with progress; warns and returns None on failure."""
+    from studio.export.exporter import export_model
+    from studio.export.quantize import quantize_export
+    from studio.progress import scaled
+    from studio.sources import fetch, resolve
+
+    report = ui_progress(progress)
+    try:
+        source = fetch(resolve(model or None, task, models_dir), models_dir, lambda m: report(0.0, m))
+        directory = export_model(source, models_dir, scaled(report, 0.0, 0.7 if quantize else 1.0))
+        if quantize:
+            quantize_export(directory, scaled(report, 0.7, 1.0))
+    except StudioError as exc:
+        gr.Warning(str(exc))
+        return None
+    gr.Info(f"Exported to {directory} and checked against PyTorch{', with an int8 variant' if quantize else ''}.")
+    return directory
+
+
+def build_model_panel(
+    task: str, prefix: str, models_dir: Path, preselected: str | None, tasks: TaskCache, quantize: bool = False
+) -> ModelPanel:
+    """Builds the panel (inside an open accordion) and wires its own events.
+
+    Args:
+        task: The task whose registry rows the picker offers.
+        prefix: Element id prefix of the tab ("zs", "cap").
+        models_dir: Root of exports and local copies.
+        preselected: The model chosen on the command line, if any.
+        tasks: The tab's loaded tasks, dropped for a model after it is re-exported.
+        quantize: Offer the int8 variant and make it on export.
+    """
+    default = preselected or REGISTRY.default_for(task).hub_id
+    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(task)]
+    if preselected and all(value != preselected for _, value in choices):
+        choices.append((f"Local folder: {preselected}", preselected))
+    model = gr.Dropdown(
+        choices=choices,
+        value=default,
+        allow_custom_value=True,
+        label="Model",
+        info="Pick a model, or type the path of a model folder on this computer.",
+        elem_id=f"{prefix}-model",
+    )
+    state = gr.Markdown(describe_model(task, default, models_dir), elem_id=f"{prefix}-model-state")
+    with gr.Row():
+        variant = None
+        if quantize:
+            variant = gr.Radio(VARIANT_CHOICES, value="fp32", label="Precision", elem_id=f"{prefix}-variant")
+        backend = gr.Radio(BACKEND_CHOICES, value="auto", label="Runtime", elem_id=f"{prefix}-backend")
+        device = gr.Radio(DEVICE_CHOICES, value="auto", label="Device", elem_id=f"{prefix}-device")
+    export_btn = gr.Button(
+        "Export this model to ONNX" + (" (with int8)" if quantize else ""), elem_id=f"{prefix}-export"
+    )
+
+    def export(model_name, progress=gr.Progress(track_tqdm=True)):
+        if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
+            tasks.drop(lambda key: key[0] == (model_name or None))
+        return describe_model(task, model_name, models_dir)
+
+    model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
+    export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")
+    return ModelPanel(model, state, backend, device, variant)
