@@ -132,12 +132,24 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
     assert tokenizer.convert_tokens_to_ids(["[DEC]", "[ENC]"]) == [30522, 30523]
     config = BlipConfig(
         text_config=dict(
-            vocab_size=30524, hidden_size=32, encoder_hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=64, bos_token_id=30522, sep_token_id=102, pad_token_id=0,
+            vocab_size=30524,
+            hidden_size=32,
+            encoder_hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            bos_token_id=30522,
+            sep_token_id=102,
+            pad_token_id=0,
             eos_token_id=2,
         ),
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=image_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
             patch_size=8,
         ),
         projection_dim=16,
