@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tiny_models import make_tiny_clip, write_clip_vocab
+from tests.tiny_models import make_tiny_blip_caption, make_tiny_clip, write_clip_vocab
 
 # No test may reach a model hub; a test that tries fails fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,6 +41,23 @@ def exported_models_dir(tmp_path_factory, tiny_clip_dir) -> Path:
     source = resolve(str(tiny_clip_dir), "zero-shot", models_dir)
     directory = export_model(source, models_dir)
     quantize_export(directory)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_dir(tmp_path_factory) -> Path:
+    """A tiny random BLIP captioner in Hugging Face format with the real BLIP (bert-base-uncased) tokenizer."""
+    return make_tiny_blip_caption(tmp_path_factory.mktemp("models") / "tiny-blip")
+
+
+@pytest.fixture(scope="session")
+def caption_models_dir(tmp_path_factory, tiny_blip_dir) -> Path:
+    """A models directory holding the tiny BLIP's ONNX export, shared by read-only tests."""
+    from studio.export.exporter import export_model
+    from studio.sources import resolve
+
+    models_dir = tmp_path_factory.mktemp("exported-caption")
+    export_model(resolve(str(tiny_blip_dir), "caption", models_dir), models_dir)
     return models_dir
 
 
