@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-TASKS = ("zero-shot", "caption")
+TASKS = ("zero-shot", "caption", "vqa", "speech-to-text")
 _open_bars: list = []  # progress bars to clear before an error sentence is printed
 
 
@@ -79,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(cap)
     _add_common(cap)
 
+    vqa = predict_sub.add_parser("vqa", help="answer a question about an image")
+    vqa.add_argument("--image", required=True, help="image file")
+    question = vqa.add_mutually_exclusive_group(required=True)
+    question.add_argument("--question", help='the question, e.g. "what color is the cup?"')
+    question.add_argument("--question-audio", type=Path, metavar="AUDIO", help="a recording of the question")
+    vqa.add_argument("--top-k", type=int, default=5, help="how many answers to list")
+    vqa.add_argument("--describe-people", action="store_true", help="keep words about people's age and looks")
+    vqa.add_argument("--stt-model", default=None, help="speech-to-text model for --question-audio")
+    _add_runtime(vqa)
+    _add_common(vqa)
+
+    stt = predict_sub.add_parser("speech-to-text", help="turn a recording into text")
+    stt.add_argument("--audio", required=True, type=Path, help="audio file (wav, flac, ogg, mp3, or a video)")
+    stt.add_argument("--model", default=None, help="hub id or local model folder")
+    stt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_common(stt)
+
     export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
     export.add_argument("task", choices=TASKS)
     export.add_argument("--model", default=None, help="hub id or local model folder")
@@ -93,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(models)
 
     bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
-    bench.add_argument("task", choices=TASKS)
+    bench.add_argument("task", choices=("zero-shot", "caption"))
     bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
     bench.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
@@ -143,7 +160,13 @@ def _dispatch(args) -> int:
         )
         return 0
     if args.command == "predict":
-        return _predict_zero_shot(args) if args.task == "zero-shot" else _predict_caption(args)
+        handlers = {
+            "zero-shot": _predict_zero_shot,
+            "caption": _predict_caption,
+            "vqa": _predict_vqa,
+            "speech-to-text": _predict_speech_to_text,
+        }
+        return handlers[args.task](args)
     if args.command == "export":
         return _export(args)
     if args.command == "models":
@@ -247,17 +270,19 @@ def _predict_caption(args) -> int:
     from dataclasses import replace
 
     from studio.media.image import load_image
-    from studio.tasks.caption import TASK, VERBOSITY, CaptionTask
+    from studio.tasks.caption import TASK, VERBOSITY, CaptionTask, check_prefix, decoding_settings
 
-    load_image(args.image)  # say what is wrong with the image before loading a model
-    settings = VERBOSITY[args.verbosity]
-    overrides = {
-        "num_beams": args.beams,
-        "max_new_tokens": args.max_new_tokens,
-        "repetition_penalty": args.repetition_penalty,
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-    }
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    load_image(args.image)  # say what is wrong with the inputs before loading a model
+    check_prefix(args.prefix)
+    preset = VERBOSITY[args.verbosity]
+    settings = decoding_settings(
+        args.beams if args.beams is not None else preset.num_beams,
+        args.max_new_tokens if args.max_new_tokens is not None else preset.max_new_tokens,
+        args.repetition_penalty if args.repetition_penalty is not None else preset.repetition_penalty,
+        args.no_repeat_ngram_size if args.no_repeat_ngram_size is not None else preset.no_repeat_ngram_size,
+    )
+    if args.beams is None and args.max_new_tokens is None:
+        settings = replace(settings, min_new_tokens=preset.min_new_tokens)
     if args.variant != "fp32":
         from studio.errors import StudioError
 
@@ -284,6 +309,50 @@ def _predict_caption(args) -> int:
     return 0
 
 
+def _transcribe(audio: Path, model: str | None, device: str, models_dir: Path):
+    from studio.tasks.transcribe import TranscribeTask
+
+    task = TranscribeTask.load(model, models_dir, device=device, progress=_tqdm_progress("Loading speech model"))
+    return task, task(audio)
+
+
+def _predict_speech_to_text(args) -> int:
+    from studio.media.audio import load_audio
+
+    load_audio(args.audio, 16000)  # say what is wrong with the recording before loading a model
+    task, result = _transcribe(args.audio, args.model, args.device, _models_dir(args))
+    _print({"task": "speech-to-text", "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()})
+    return 0
+
+
+def _predict_vqa(args) -> int:
+    from studio.errors import StudioError
+    from studio.media.image import load_image
+    from studio.tasks.vqa import TASK, VqaTask, clean_question
+
+    load_image(args.image)  # say what is wrong with the inputs before loading a model
+    if args.variant != "fp32":
+        raise StudioError("Question answering models have no int8 variant yet; leave out --variant.")
+    heard = None
+    if args.question_audio:
+        _, heard = _transcribe(args.question_audio, args.stt_model, args.device, _models_dir(args))
+        question = heard.text
+    else:
+        question = clean_question(args.question)
+    task = VqaTask.load(
+        args.model, _models_dir(args), backend=args.backend, device=args.device, progress=_tqdm_progress("Loading")
+    )
+    result = task(args.image, question, top_k=args.top_k, describe_people=args.describe_people)
+    for notice in task.graphs.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    out = {"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()}
+    if heard is not None:
+        out["heard"] = heard.as_dict()
+    out["notices"] = task.graphs.notices
+    _print(out)
+    return 0
+
+
 def _model_name(task) -> str:
     from studio.export.manifest import read_manifest
 
@@ -295,13 +364,17 @@ def _model_name(task) -> str:
 
 
 def _export(args) -> int:
+    from studio.errors import StudioError
     from studio.export.exporter import export_model
     from studio.export.manifest import read_manifest
     from studio.export.quantize import quantize_export
+    from studio.families import get_family
     from studio.sources import fetch, resolve
 
     models_dir = Path(args.out).expanduser().resolve() if args.out else _models_dir(args)
     source = resolve(args.model, args.task, models_dir)
+    if args.quantize and not any(g.quantizable for g in get_family(source.family).GRAPHS):
+        raise StudioError(f"{source.display_name} has no int8 variant yet; export it without --quantize.")
     progress = _tqdm_progress("Export")
     source = fetch(source, models_dir, on_progress=lambda m: progress(0.0, m))
     directory = export_model(source, models_dir, progress)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.backends.base import GraphSet
-from studio.errors import CorruptExportError, ModelUnavailableError
+from studio.errors import CorruptExportError, ExportError, ModelUnavailableError
 from studio.export.manifest import graphs_of, read_manifest, variants_of, verify_graphs
 from studio.families import get_family
 from studio.progress import Progress, no_progress, scaled
@@ -119,6 +119,13 @@ def load_graphs(
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
     notices: list[str] = []
+    if not getattr(get_family(source.family), "EXPORTABLE", True):
+        if backend == "onnx":
+            raise ExportError(
+                f"{source.display_name} runs with PyTorch only for now (it has no ONNX export); choose PyTorch "
+                "or Automatic."
+            )
+        return _torch_graphs(source, models_dir, device, progress, notices)
     if backend == "torch":
         if variant != "fp32":
             notices.append("The int8 variant exists for ONNX Runtime only; PyTorch runs full precision.")

@@ -19,7 +19,9 @@ class ModelSpec:
     Attributes:
         task: The task (tab) it serves, e.g. "zero-shot".
         hub_id: Hugging Face repository id.
-        revision: The pinned commit of that repository; users get exactly these weights.
+        revision: The pinned commit of that repository; users get exactly these weights. None only where no
+            commit could be verified when the row was written (no hub access): the first download then pins the
+            current commit in `<models-dir>/pins.json` and every later load uses it.
         family: The family module in `studio.families` that knows its graphs.
         title: What the model picker shows to people who do not read hub ids.
         licence: The weights' licence, shown beside the title.
@@ -29,7 +31,7 @@ class ModelSpec:
 
     task: str
     hub_id: str
-    revision: str
+    revision: str | None
     family: str
     title: str
     licence: str
@@ -146,6 +148,67 @@ _ROWS += (
         title="BLIP base (Salesforce) — captions in English",
         licence="BSD-3-Clause",
         architecture=_BLIP_BASE_CAPTION,
+        default=True,
+    ),
+)
+
+
+_ROWS += (
+    ModelSpec(
+        task="vqa",
+        hub_id="dandelin/vilt-b32-finetuned-vqa",
+        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        family="vilt",
+        title="ViLT B/32 (VQAv2) — fast, picks from 3,129 common answers",
+        licence="Apache-2.0",
+        architecture=MappingProxyType(
+            {
+                "model_type": "vilt",
+                "hidden_size": 768,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "intermediate_size": 3072,
+                "image_size": 384,
+                "patch_size": 32,
+                "max_position_embeddings": 40,
+                "vocab_size": 30522,
+                "num_labels": 3129,
+            }
+        ),
+        default=True,
+    ),
+    ModelSpec(
+        task="vqa",
+        hub_id="Salesforce/blip-vqa-base",
+        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        family="blip_vqa",
+        title="BLIP VQA base (Salesforce) — writes its answer word by word",
+        licence="BSD-3-Clause",
+        architecture=_BLIP_BASE_CAPTION,
+    ),
+    ModelSpec(
+        task="speech-to-text",
+        hub_id="openai/whisper-tiny.en",
+        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        family="whisper",
+        title="Whisper tiny.en (OpenAI) — English speech to text",
+        licence="MIT",
+        architecture=MappingProxyType(
+            {
+                "model_type": "whisper",
+                "d_model": 384,
+                "encoder_layers": 4,
+                "decoder_layers": 4,
+                "encoder_attention_heads": 6,
+                "decoder_attention_heads": 6,
+                "encoder_ffn_dim": 1536,
+                "decoder_ffn_dim": 1536,
+                "vocab_size": 51864,
+                "num_mel_bins": 80,
+                "max_source_positions": 1500,
+                "max_target_positions": 448,
+            }
+        ),
         default=True,
     ),
 )

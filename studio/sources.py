@@ -50,6 +50,7 @@ class ModelSource:
     spec: ModelSpec | None
     local_dir: Path | None
     origin: str
+    pinned: str | None = None  # the commit recorded at first download, for rows without a verified revision
 
     @property
     def is_hub(self) -> bool:
@@ -57,7 +58,7 @@ class ModelSource:
 
     @property
     def revision(self) -> str | None:
-        return self.spec.revision if self.spec else None
+        return (self.spec.revision or self.pinned) if self.spec else None
 
     @property
     def slug(self) -> str:
@@ -159,19 +160,24 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
             f"There is no model folder at '{name}'. Check the path, or pick a model from the list."
         )
     local_copy = models_dir / spec.hub_id
+    pinned = None if spec.revision else read_pins(models_dir).get(spec.hub_id)
     if _has_weights(local_copy):
-        return ModelSource(spec.hub_id, task, spec.family, spec, local_copy.resolve(), "local-copy")
-    cached = _cached_snapshot(spec)
+        return ModelSource(spec.hub_id, task, spec.family, spec, local_copy.resolve(), "local-copy", pinned)
+    revision = spec.revision or pinned
+    cached = _cached_snapshot(spec.hub_id, revision) if revision else None
     if cached is not None:
-        return ModelSource(spec.hub_id, task, spec.family, spec, cached, "cache")
-    return ModelSource(spec.hub_id, task, spec.family, spec, None, "")
+        return ModelSource(spec.hub_id, task, spec.family, spec, cached, "cache", pinned)
+    return ModelSource(spec.hub_id, task, spec.family, spec, None, "", pinned)
 
 
 def missing_files(path: Path, family: str) -> list[str]:
-    """What a model folder lacks besides config and weights ("image processor settings", "tokenizer files")."""
+    """What a model folder lacks besides config and weights ("processor settings", "tokenizer files")."""
     from studio.families import get_family
 
-    names = {"preprocessor_config.json": "image processor settings", "tokenizer.json": "tokenizer files"}
+    names = {
+        "preprocessor_config.json": "processor settings (preprocessor_config.json)",
+        "tokenizer.json": "tokenizer files",
+    }
     return [
         names.get(alternatives[0], alternatives[0])
         for alternatives in getattr(get_family(family), "REQUIRED_FILES", ())
@@ -187,12 +193,12 @@ def _task_accepts(task: str, family: str) -> bool:
     return family in _families_for(task)
 
 
-def _cached_snapshot(spec: ModelSpec) -> Path | None:
+def _cached_snapshot(hub_id: str, revision: str) -> Path | None:
     """The Hugging Face cache's snapshot of the pinned revision, if complete enough to load."""
     from huggingface_hub import snapshot_download
 
     try:
-        path = Path(snapshot_download(spec.hub_id, revision=spec.revision, local_files_only=True))
+        path = Path(snapshot_download(hub_id, revision=revision, local_files_only=True))
     except Exception:  # noqa: BLE001 - any failure means "not cached"
         return None
     return path if _has_weights(path) else None
@@ -216,27 +222,52 @@ def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], No
         return source
     spec = source.spec
     assert spec is not None
-    if on_progress:
-        on_progress(f"Downloading {spec.hub_id} (revision {spec.revision[:8]}) from Hugging Face…")
     from huggingface_hub import HfApi, snapshot_download
 
     if not hub_reachable():
         raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
     try:
-        files = HfApi().list_repo_files(spec.hub_id, revision=spec.revision)
+        revision = source.revision
+        if revision is None:
+            # No verified commit was known when the registry row was written: pin the current one now, once.
+            revision = HfApi().model_info(spec.hub_id).sha
+            write_pin(models_dir, spec.hub_id, revision)
+        if on_progress:
+            on_progress(f"Downloading {spec.hub_id} (revision {revision[:8]}) from Hugging Face…")
+        files = HfApi().list_repo_files(spec.hub_id, revision=revision)
         # Prefer safetensors; fetch the pickled weights only where a repository has nothing else.
         weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["pytorch_model.bin*"]
         path = Path(
             snapshot_download(
                 spec.hub_id,
-                revision=spec.revision,
+                revision=revision,
                 allow_patterns=["*.json", "*.txt", "*.model", *weights],
             )
         )
     except Exception as exc:  # noqa: BLE001 - network, auth and hub errors all mean the same to a user
         log.info("download of %s failed: %r", spec.hub_id, exc)
         raise ModelUnavailableError(missing_model_sentence(spec, models_dir)) from exc
-    return replace(source, local_dir=path, origin="cache")
+    return replace(source, local_dir=path, origin="cache", pinned=None if spec.revision else revision)
+
+
+PINS = "pins.json"
+
+
+def read_pins(models_dir: Path) -> dict[str, str]:
+    """Commits pinned at first download for registry rows without a verified revision: {hub id: commit}."""
+    try:
+        pins = json.loads((Path(models_dir) / PINS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
+
+
+def write_pin(models_dir: Path, hub_id: str, revision: str) -> None:
+    """Records the commit a row was first downloaded at, so every later load uses the same weights."""
+    from studio.export.manifest import write_json_atomic
+
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(models_dir) / PINS, {**read_pins(models_dir), hub_id: revision})
 
 
 def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
@@ -245,7 +276,7 @@ def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
         f"The model {spec.hub_id} is not on this computer and could not be downloaded (is there an internet "
         f"connection?). Connect to the internet once so it can be downloaded, or copy the model folder to "
         f"{models_dir / spec.hub_id} (or start with --models-dir pointing at a folder that holds it), "
-        "or choose a local model folder in the model picker."
+        "or choose a local model folder (in the app's model picker, or with --model on the command line)."
     )
 
 

@@ -132,3 +132,55 @@ def reference(tiny_clip_dir):
         return [(o["label"], o["score"]) for o in out]
 
     return run
+
+
+@pytest.fixture(scope="module")
+def caption_app(tmp_path_factory, caption_models_dir, tiny_blip_dir, tiny_clip_dir):
+    """The real app on 127.0.0.1 with the tiny CLIP and the tiny BLIP preselected; stopped when the module ends.
+
+    Its models directory is a copy of the shared caption export, so tests may export or damage files in it. (The
+    zero-shot export is left out: it would cost an export and a quantization, and the Caption tab never reads it.)
+
+    Yields:
+        (base URL, models directory)
+    """
+    import shutil
+
+    from studio.ui.app import launch
+
+    models_dir = tmp_path_factory.mktemp("caption-app-models") / "exported"
+    shutil.copytree(caption_models_dir, models_dir)
+    port = free_port()
+    demo = launch(
+        host="127.0.0.1",
+        port=port,
+        models_dir=models_dir,
+        open_browser=False,
+        models={"zero-shot": str(tiny_clip_dir), "caption": str(tiny_blip_dir)},
+        block=False,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", models_dir
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def caption_reference(tiny_blip_dir, caption_models_dir):
+    """CaptionTask on the tiny BLIP in PyTorch, run directly: run(image, prefix, settings, describe_people) -> result.
+
+    The app and the CLI must say exactly what this says (ONNX decoding equals PyTorch's token for token, see
+    test_caption_parity.py). Results are cached per arguments.
+    """
+    from studio.tasks.caption import VERBOSITY, CaptionTask
+
+    task = CaptionTask.load(str(tiny_blip_dir), caption_models_dir, backend="torch", device="cpu")
+    cache = {}
+
+    def run(image, prefix=None, settings=VERBOSITY["short"], describe_people=False):
+        key = (str(image), prefix, settings, describe_people)
+        if key not in cache:
+            cache[key] = task(str(image), prefix=prefix, settings=settings, describe_people=describe_people)
+        return cache[key]
+
+    return run

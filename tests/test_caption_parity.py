@@ -25,8 +25,10 @@ def reference(tiny_blip_dir):
     processor = BlipProcessor.from_pretrained(str(tiny_blip_dir))
 
     def run(photo, prefix, kwargs):
-        inputs = processor(images=photo, text=prefix, return_tensors="pt") if prefix else processor(
-            images=photo, return_tensors="pt"
+        inputs = (
+            processor(images=photo, text=prefix, return_tensors="pt")
+            if prefix
+            else processor(images=photo, return_tensors="pt")
         )
         prompt_len = 1 if not prefix else inputs["input_ids"].shape[1] - 1  # [DEC] + prefix (its [SEP] dropped)
         with torch.inference_mode():

@@ -143,6 +143,7 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
             sep_token_id=102,
             pad_token_id=0,
             eos_token_id=2,
+            initializer_range=0.1,
         ),
         vision_config=dict(
             hidden_size=32,
@@ -151,12 +152,56 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
             num_attention_heads=4,
             image_size=image_size,
             patch_size=8,
+            initializer_range=0.1,  # BLIP's vision default (1e-10) makes every photo look the same
         ),
         projection_dim=16,
     )
     model = BlipForConditionalGeneration(config).eval()
     processor = BlipProcessor(
         image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tokenizer
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    return out
+
+
+def make_tiny_blip_vqa(out: Path, seed: int = 0, image_size: int = 32) -> Path:
+    """Saves a tiny random BlipForQuestionAnswering with the real BLIP tokenizer and processor settings."""
+    import torch
+    from transformers import BlipConfig, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor
+
+    torch.manual_seed(seed)
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=30524,
+            hidden_size=32,
+            encoder_hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+            bos_token_id=30522,
+            sep_token_id=102,
+            pad_token_id=0,
+            eos_token_id=2,
+            initializer_range=0.1,
+        ),
+        # BLIP's vision config initializes weights at 1e-10 by default, which would make every photo look the same.
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=8,
+            initializer_range=0.1,
+        ),
+        projection_dim=16,
+    )
+    model = BlipForQuestionAnswering(config).eval()
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=blip_tokenizer()
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))

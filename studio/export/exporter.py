@@ -60,6 +60,8 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
     if source.local_dir is None:
         raise ExportError(f"The model {source.display_name} is not on this computer, so it cannot be exported.")
     family = get_family(source.family)
+    if not getattr(family, "EXPORTABLE", True):
+        raise ExportError(f"{source.display_name} runs with PyTorch only for now; it has no ONNX export.")
     final = export_dir(models_dir, source)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.exporting-"))
@@ -172,7 +174,7 @@ def check_parity(module, spec, example: dict[str, np.ndarray], path: Path) -> fl
 
 def _source_record(source: ModelSource) -> dict:
     if source.is_hub:
-        return {"kind": "hub", "id": source.spec.hub_id, "revision": source.spec.revision, "origin": source.origin}
+        return {"kind": "hub", "id": source.spec.hub_id, "revision": source.revision, "origin": source.origin}
     return {
         "kind": "directory",
         "path": str(source.local_dir),

@@ -33,18 +33,30 @@ class GraphSpec:
     tolerance: dict = field(default_factory=lambda: {"atol": 1e-4, "rtol": 1e-3})
 
 
-_MODULES = {"clip": "studio.families.clip", "blip": "studio.families.blip"}
+_MODULES = {
+    "clip": "studio.families.clip",
+    "blip": "studio.families.blip",
+    "blip_vqa": "studio.families.blip_vqa",
+    "vilt": "studio.families.vilt",
+    "whisper": "studio.families.whisper",
+}
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
 FAMILY_BY_ARCHITECTURE = {
     "CLIPModel": "clip",
     "BlipForConditionalGeneration": "blip",
+    "BlipForQuestionAnswering": "blip_vqa",
+    "ViltForQuestionAnswering": "vilt",
+    "WhisperForConditionalGeneration": "whisper",
 }
 FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
 
 
 def get_family(name: str):
-    """The family module (`GRAPHS`, `load_model`, `random_model`, `metadata`, `parity_inputs`, `save_files`)."""
+    """The family module (`GRAPHS`, `load_model`, `random_model`, `metadata`, `parity_inputs`, `save_files`).
+
+    A family with `EXPORTABLE = False` runs on PyTorch only (its graph wraps a loop ONNX cannot express yet).
+    """
     if name not in _MODULES:
         raise KeyError(f"unknown model family {name!r}")
     return importlib.import_module(_MODULES[name])

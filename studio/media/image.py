@@ -1,7 +1,8 @@
 """Images: decoding any user input to RGB, and the model-specific resize/crop/normalize.
 
 Everything a model sees goes through `load_image` (so BGR camera frames, grayscale, RGBA and palette images all end up
-as RGB the same way) and then `ImagePreprocessing`, which follows the model's own preprocessor config.
+as RGB the same way) and then `ImagePreprocessing` (`ViltImagePreprocessing` for ViLT, which keeps the aspect
+ratio), which follows the model's own preprocessor config.
 """
 
 from __future__ import annotations
@@ -184,13 +185,121 @@ class ImagePreprocessing:
         array = np.asarray(image, dtype=np.uint8)
         if self.crop_height and self.crop_width:
             array = _center_crop(array, self.crop_height, self.crop_width)
-        out = array.astype(np.float32) * np.float32(self.rescale_factor)
-        out = (out - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        return _rescale_normalize(array, self.rescale_factor, self.mean, self.std)
 
     def batch(self, images: list[Image.Image]) -> np.ndarray:
         """Prepares several images: (N, 3, H, W) float32."""
         return np.stack([self(im) for im in images])
+
+
+# ViltImageProcessor caps the longer side at this ratio to the shorter one (COCO's typical 1333x800).
+VILT_MAX_LONGER_EDGE = 1333
+VILT_MAX_SHORTER_EDGE = 800
+
+
+@dataclass(frozen=True)
+class ViltImagePreprocessing:
+    """ViLT's resize (aspect ratio kept, sides rounded down to a multiple), rescale and normalize.
+
+    ViLT embeds however many patches the image has, so unlike CLIP/BLIP there is no crop to a fixed square: the
+    shorter side becomes `shortest_edge`, the longer one is capped at 1333/800 of that, both are rounded to the
+    nearest pixel and then down to a multiple of `size_divisor`, as transformers' `ViltImageProcessor` does. The
+    defaults are that processor's (and dandelin/vilt-b32-finetuned-vqa's).
+
+    Attributes:
+        shortest_edge: Target length of the shorter side (None: no resize).
+        size_divisor: Both sides are rounded down to a multiple of this (ViLT's patch grid needs whole patches).
+        resample: PIL resampling filter number (3 = bicubic).
+        rescale_factor: Multiplies uint8 pixels (1/255).
+        mean: Per-channel normalization mean.
+        std: Per-channel normalization std.
+    """
+
+    shortest_edge: int | None = 384
+    size_divisor: int = 32
+    resample: int = 3
+    rescale_factor: float = 1 / 255
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> ViltImagePreprocessing:
+        """Reads a ViLT preprocessor_config.json (or the image_processor part of processor_config.json).
+
+        Both the current format (`"size": {"shortest_edge": 384}`) and the older ViltFeatureExtractor one
+        (`"size": 384`) are understood.
+        """
+        cfg = _read_image_processor_config(Path(directory))
+        size = cfg.get("size", {"shortest_edge": 384})
+        if isinstance(size, int):
+            size = {"shortest_edge": size}
+        normalize = cfg.get("do_normalize", True)
+        return cls(
+            shortest_edge=int(size["shortest_edge"]) if cfg.get("do_resize", True) else None,
+            size_divisor=int(cfg.get("size_divisor") or 32),
+            resample=int(cfg.get("resample", 3)),
+            rescale_factor=float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0,
+            mean=tuple(cfg.get("image_mean", (0.5, 0.5, 0.5))) if normalize else (0.0, 0.0, 0.0),
+            std=tuple(cfg.get("image_std", (0.5, 0.5, 0.5))) if normalize else (1.0, 1.0, 1.0),
+        )
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (height, width) an image of this size is resized to.
+
+        The float arithmetic is transformers' `get_resize_output_image_size` for ViLT step by step, so the rounding
+        lands on the same pixel.
+        """
+        if not self.shortest_edge:
+            return height, width
+        shorter = self.shortest_edge
+        longer = int(VILT_MAX_LONGER_EDGE / VILT_MAX_SHORTER_EDGE * shorter)
+        scale = shorter / min(height, width)
+        if height < width:
+            new_height, new_width = shorter, scale * width
+        else:
+            new_height, new_width = scale * height, shorter
+        if max(new_height, new_width) > longer:
+            scale = longer / max(new_height, new_width)
+            new_height, new_width = scale * new_height, scale * new_width
+        new_height, new_width = int(new_height + 0.5), int(new_width + 0.5)
+        return new_height // self.size_divisor * self.size_divisor, new_width // self.size_divisor * self.size_divisor
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """Prepares one RGB image.
+
+        Returns:
+            float32 array of shape (3, H, W), H and W multiples of `size_divisor` (when resizing).
+        """
+        if self.shortest_edge:
+            height, width = self.output_size(image.width, image.height)
+            if height <= 0 or width <= 0:
+                raise BadImageError(
+                    f"The image is too narrow ({image.width}x{image.height}) for this model to see anything in it."
+                )
+            image = image.resize((width, height), resample=self.resample)
+        return _rescale_normalize(np.asarray(image, dtype=np.uint8), self.rescale_factor, self.mean, self.std)
+
+    def batch(self, images: list[Image.Image]) -> np.ndarray:
+        """Prepares several images that come out the same size: (N, 3, H, W) float32.
+
+        ViltImageProcessor would zero-pad differently sized images to a common size and mark the padding in a pixel
+        mask; our ViLT graph takes no mask (see `studio.families.vilt`), so such images go one call each.
+
+        Raises:
+            ValueError: The images come out in different sizes.
+        """
+        arrays = [self(im) for im in images]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(f"ViLT batches need images of one prepared size, got {sorted(shapes)}")
+        return np.stack(arrays)
+
+
+def _rescale_normalize(array: np.ndarray, rescale_factor: float, mean, std) -> np.ndarray:
+    """uint8 (H, W, 3) -> normalized float32 (3, H, W)."""
+    out = array.astype(np.float32) * np.float32(rescale_factor)
+    out = (out - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
 def _center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -21,16 +21,43 @@ from studio.progress import Progress, no_progress
 from studio.tasks.phrasing import hedged, without_age_and_looks
 
 TASK = "caption"
-MAX_PREFIX_CHARS = 200
 # "short": a few words, fast; "detailed": beam search for a fuller sentence (BLIP's own demo uses 3 beams).
 VERBOSITY = {
     "short": GenerationSettings(max_new_tokens=12),
     "detailed": GenerationSettings(max_new_tokens=40, num_beams=3, min_new_tokens=8, repetition_penalty=1.2),
 }
+MAX_PREFIX_CHARS = 200
 
 
 class BadPrefixError(StudioError):
     """A caption prefix the model cannot take."""
+
+
+def check_prefix(prefix: str | None) -> str:
+    """Tidies a caption prefix (the words the caption must start with).
+
+    Raises:
+        BadPrefixError: The prefix is too long.
+    """
+    prefix = " ".join((prefix or "").split())
+    if len(prefix) > MAX_PREFIX_CHARS:
+        raise BadPrefixError(f"The caption start is {len(prefix)} characters long; keep it under {MAX_PREFIX_CHARS}.")
+    return prefix
+
+
+def decoding_settings(
+    beams: int, max_new_tokens: int, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0
+) -> GenerationSettings:
+    """Settings from the user's choices; beam search also asks for a few words at least, so beams that end at once
+    (a bare "a") do not win just by being short."""
+    beams, max_new_tokens = int(beams), int(max_new_tokens)
+    return GenerationSettings(
+        max_new_tokens=max_new_tokens,
+        num_beams=beams,
+        repetition_penalty=float(repetition_penalty),
+        no_repeat_ngram_size=int(no_repeat_ngram_size),
+        min_new_tokens=min(8, max_new_tokens) if beams > 1 else 0,
+    )
 
 
 @dataclass
@@ -151,11 +178,7 @@ class CaptionTask:
         Raises:
             BadPrefixError: The prefix is too long.
         """
-        prefix = " ".join((prefix or "").split())
-        if len(prefix) > MAX_PREFIX_CHARS:
-            raise BadPrefixError(
-                f"The caption start is {len(prefix)} characters long; keep it under {MAX_PREFIX_CHARS}."
-            )
+        prefix = check_prefix(prefix)
         ids = [self.meta["bos_token_id"]]
         if prefix:
             # [CLS] prefix [SEP] -> drop both: the start token replaces [CLS] and the caption continues the prefix.

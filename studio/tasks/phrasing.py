@@ -22,8 +22,11 @@ AGE_AND_LOOKS = (
 
 _LOOKS = "|".join(sorted(map(re.escape, AGE_AND_LOOKS), key=len, reverse=True))
 _PEOPLE = "|".join(sorted(map(re.escape, PERSON_NOUNS), key=len, reverse=True))
-# One or more age/looks words (optionally joined by commas/"and") right before a person noun.
-_LOOKS_BEFORE_PERSON = re.compile(rf"\b(?:(?:{_LOOKS})(?:\s*,\s*|\s+and\s+|\s+))+(?=(?:{_PEOPLE})\b)", re.IGNORECASE)
+_INTENSIFIERS = "very|really|quite|rather|extremely|so|pretty|fairly|somewhat"
+# One or more age/looks words (each maybe after "very", "really"...; joined by commas/"and") before a person noun.
+_LOOKS_BEFORE_PERSON = re.compile(
+    rf"\b(?:(?:(?:{_INTENSIFIERS})\s+)*(?:{_LOOKS})(?:\s*,\s*|\s+and\s+|\s+))+(?=(?:{_PEOPLE})\b)", re.IGNORECASE
+)
 
 
 def without_age_and_looks(text: str) -> str:
@@ -31,8 +34,10 @@ def without_age_and_looks(text: str) -> str:
 
     Words describing things are kept ("an old building"), and the article is fixed ("an old man" -> "a man").
     """
-    stripped = _LOOKS_BEFORE_PERSON.sub("", text)
-    return _fix_articles(" ".join(stripped.split()))
+    stripped = " ".join(_LOOKS_BEFORE_PERSON.sub("", text).split())
+    if text[:1].isupper() and stripped:  # "Old man sitting" -> "Man sitting"
+        stripped = stripped[0].upper() + stripped[1:]
+    return _fix_articles(stripped)
 
 
 def _fix_articles(text: str) -> str:
@@ -49,19 +54,21 @@ def _fix_articles(text: str) -> str:
     return re.sub(r"\b(a|an|A|An)\s+(\w+)", repl, text)
 
 
-def hedged(text: str, confidence: float) -> tuple[str, str]:
+def hedged(text: str, confidence: float, not_sure: str = "I'm not sure what this shows.") -> tuple[str, str]:
     """Phrases a description by how sure the model is.
 
     Args:
         text: The description.
         confidence: In [0, 1] (geometric mean token probability for captions, answer probability for VQA).
+        not_sure: What to say first when the model is only guessing.
 
     Returns:
         The phrased text and the level: "sure", "unsure" ("probably ...") or "guessing".
     """
     text = text.strip()
+    end = "" if text[-1:] in ".!?" else "."  # the model may have ended its own sentence
     if confidence < GUESSING_BELOW:
-        return f"I'm not sure what this shows. It might be {text}.", "guessing"
+        return f"{not_sure} It might be {text}{end}", "guessing"
     if confidence < UNSURE_BELOW:
-        return f"Probably {text}.", "unsure"
-    return f"{text[:1].upper()}{text[1:]}.", "sure"
+        return f"Probably {text}{end}", "unsure"
+    return f"{text[:1].upper()}{text[1:]}{end}", "sure"

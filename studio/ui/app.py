@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import caption_tab, zero_shot_tab
+from studio.ui import ask_tab, caption_tab, zero_shot_tab
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class AppContext:
 TABS: list[tuple[str, Callable[[AppContext], None]]] = [
     ("Zero-shot", zero_shot_tab.build),
     ("Caption", caption_tab.build),
+    ("Ask", ask_tab.build),
 ]
 
 _CSS = """
@@ -40,34 +41,38 @@ _CSS = """
 #zs-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #cap-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
 #cap-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
+#ask-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
+#ask-announce.studio-problem, #ask-heard.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 """
 
 _HEAD = """
 <meta name="description" content="Multimodal Studio: point a camera or a file at multimodal models.">
 <script>
-// Fills the caption tab's browser-voice list from speechSynthesis (the list lives in a panel rendered on demand).
+// Fills the tabs' browser-voice lists from speechSynthesis (each lives in a panel rendered on demand).
 window.studioFillVoices = () => {
-  const select = document.getElementById("cap-browser-voice");
   const synth = window.speechSynthesis;
-  if (!select || select.dataset.filled === "yes") return;
   const voices = synth ? synth.getVoices() : [];
-  select.innerHTML = "";
-  for (const v of voices) {
-    const option = document.createElement("option");
-    option.value = v.name;
-    option.textContent = `${v.name} (${v.lang})`;
-    option.selected = v.default;
-    select.appendChild(option);
+  for (const select of document.querySelectorAll(".studio-voice-select")) {
+    if (select.dataset.filled === "yes") continue;
+    select.innerHTML = "";
+    for (const v of voices) {
+      const option = document.createElement("option");
+      option.value = v.name;
+      option.textContent = `${v.name} (${v.lang})`;
+      option.selected = v.default;
+      select.appendChild(option);
+    }
+    if (!voices.length) {
+      const option = document.createElement("option");
+      option.textContent = "This browser has no voices: the server's voice is used";
+      select.appendChild(option);
+    }
+    select.dataset.filled = voices.length ? "yes" : "no";
   }
-  if (!voices.length) {
-    const option = document.createElement("option");
-    option.textContent = "This browser has no voices: the server's voice is used";
-    select.appendChild(option);
-  }
-  select.dataset.filled = voices.length ? "yes" : "no";
 };
 // Keyboard: Alt+Shift+D describes now (the visible describe button), Alt+Shift+S stops speaking,
-// Alt+Shift+L focuses the labels box. Key codes, not characters, so it works on every layout and on macOS.
+// Alt+Shift+Q focuses the question box, Alt+Shift+L the labels box.
+// Key codes, not characters, so it works on every layout and on macOS.
 document.addEventListener("keydown", (event) => {
   if (!(event.altKey && event.shiftKey)) return;
   const visible = (selector) => [...document.querySelectorAll(selector)].find((el) => el.offsetParent !== null);
@@ -78,6 +83,9 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
     if (window.speechSynthesis) window.speechSynthesis.cancel();
     document.querySelectorAll("audio").forEach((audio) => audio.pause());
+  } else if (event.code === "KeyQ") {
+    const box = visible("#ask-question textarea, #ask-question input");
+    if (box) { event.preventDefault(); box.focus(); }
   } else if (event.code === "KeyL") {
     const box = visible("#zs-labels textarea");
     if (box) { event.preventDefault(); box.focus(); }

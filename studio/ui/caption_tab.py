@@ -1,15 +1,12 @@
 """Caption tab: describe a photo or what the camera sees, in words that are shown, announced and spoken.
 
-Speech: the browser's own voice when it has one (rate and voice chosen here), else a WAV made on the server with
-espeak-ng. Live describe: the camera is looked at every few seconds and a description is spoken only when the scene
-changed and the words are new.
+Live describe: the camera is looked at every few seconds and a description is spoken only when the scene changed and
+the words are new (`studio.narration`). Speech comes from `studio.ui.speech_panel`.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -21,59 +18,17 @@ from studio.paths import assets_dir
 from studio.task_cache import TaskCache
 from studio.ui.components import LenientImage, WarnOnce, live_region, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
+from studio.ui.speech_panel import ServerSpeech, build_speech_panel
 from studio.ui.zero_shot_tab import EXAMPLE_NAMES
 
 log = logging.getLogger(__name__)
 
 TASK = "caption"
-SOURCE_CHOICES = [
-    ("Automatic (this browser's voice if it has one, else the server's)", "auto"),
-    ("This browser's voice", "browser"),
-    ("The server's voice (espeak-ng)", "server"),
-]
 VERBOSITY_CHOICES = [("Short (a few words)", "short"), ("Detailed (a fuller sentence, slower)", "detailed")]
-_SPEECH_KEEP_S = 600  # server speech files older than this are deleted
-
-
-# Runs in the browser after each description: speaks it with the browser's voice when that is the choice.
-SPEAK_JS = """
-(text, speak, source, wpm, canSpeak) => {
-  const synth = window.speechSynthesis;
-  const useBrowser = speak && text && synth && (source === "browser" || (source === "auto" && canSpeak));
-  if (!useBrowser) return;
-  synth.cancel();
-  const utterance = new SpeechSynthesisUtterance(text);
-  utterance.rate = Math.min(10, Math.max(0.1, wpm / 175));
-  const chosen = document.getElementById("cap-browser-voice");
-  const voice = synth.getVoices().find(v => chosen && v.name === chosen.value);
-  if (voice) utterance.voice = voice;
-  synth.speak(utterance);
-}
-"""
-
-# On page load: report whether this browser can speak (voices may arrive a moment after the page).
-VOICES_JS = """
-() => new Promise(resolve => {
-  const synth = window.speechSynthesis;
-  const done = () => {
-    if (window.studioFillVoices) window.studioFillVoices();
-    resolve(!!synth && synth.getVoices().length > 0);
-  };
-  if (!synth || synth.getVoices().length) return done();
-  synth.addEventListener("voiceschanged", done, { once: true });
-  setTimeout(done, 1500);  // some browsers never fire voiceschanged when they have no voices
-})
-"""
-
-BROWSER_VOICE_HTML = """
-<label for="cap-browser-voice" style="display:block;font-size:0.9rem;margin-bottom:4px">Browser voice</label>
-<select id="cap-browser-voice" style="width:100%;padding:6px" onfocus="window.studioFillVoices()"
-        onpointerenter="window.studioFillVoices()"><option>Choose a voice…</option></select>
-"""
 
 
 class CaptionTab:
-    """The tab's state shared by all sessions: loaded models, live gate, narrators, speech files."""
+    """The tab's state shared by all sessions: loaded models, live gate, narrators, server speech."""
 
     def __init__(self, models_dir: Path) -> None:
         from studio.tasks.caption import CaptionTask
@@ -87,7 +42,7 @@ class CaptionTab:
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
         self.warn_once = WarnOnce()
-        self.speech_dir = Path(tempfile.mkdtemp(prefix="studio-speech-"))
+        self.speech = ServerSpeech()
         self.said = 0
 
     def task(self, model, backend, device, progress=None):
@@ -98,22 +53,13 @@ class CaptionTab:
         narrator.interval_s, narrator.change_threshold = float(interval), float(threshold)
         return narrator
 
-    # Speech ------------------------------------------------------------------------------------------------
-
-    def server_speech(self, text: str, speak: bool, source: str, wpm: float, voice: str, can_speak: bool):
-        """A WAV of the text from espeak-ng when the server voice is the one to use, else None."""
-        if not speak or not text or source == "browser" or (source == "auto" and can_speak):
+    def spoken(self, text: str, voice_settings: tuple, warn) -> str | None:
+        """Server speech for a description; a speech problem is reported without hiding the description."""
+        try:
+            return self.speech(text, *voice_settings)
+        except StudioError as exc:
+            warn(str(exc))
             return None
-        from studio.media.speech import synthesize
-
-        self._forget_old_speech()
-        return str(synthesize(text, self.speech_dir, words_per_minute=int(wpm), voice=voice or "en-us"))
-
-    def _forget_old_speech(self) -> None:
-        cutoff = time.time() - _SPEECH_KEEP_S
-        for old in self.speech_dir.glob("*.wav"):
-            if old.stat().st_mtime < cutoff:
-                old.unlink(missing_ok=True)
 
     # Events ------------------------------------------------------------------------------------------------
 
@@ -137,20 +83,31 @@ class CaptionTab:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Describes an uploaded or example photo."""
+        from studio.tasks.caption import decoding_settings
+
         try:
             if image is None:
                 raise StudioError("There is no photo yet. Upload one or pick an example below.")
-            settings = _settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
+            settings = decoding_settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
             task = self.task(model, backend, device, ui_progress(progress))
             result = task(image, prefix=prefix, settings=settings, describe_people=describe_people)
-            audio = self.server_speech(result.text, speak, source, wpm, voice, can_speak)
         except StudioError as exc:
             gr.Warning(str(exc))
-            return gr.skip(), live_region(str(exc), "cap-announce", problem=True), gr.skip(), gr.skip(), gr.skip()
+            problem = live_region(str(exc), "cap-announce", problem=True)
+            return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in task.graphs.notices:
             gr.Info(notice)
+        audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), gr.Warning)
+        self.said += 1
         timing = f"Took {result.latency_ms:.0f} ms (image {result.encoder_ms:.0f} ms, words {result.decode_ms:.0f} ms)"
-        return result.text, live_region(result.text, "cap-announce"), audio, timing, runtime_badge(task.runtime)
+        return (
+            result.text,
+            live_region(result.text, "cap-announce"),
+            audio,
+            timing,
+            runtime_badge(task.runtime),
+            f"{self.said}|{result.text}",
+        )
 
     def describe_frame(
         self,
@@ -175,7 +132,7 @@ class CaptionTab:
         request: gr.Request,
     ):
         """Live describe: looks every few seconds, speaks only when the scene changed and the words are new."""
-        from studio.tasks.caption import scene_embedding
+        from studio.tasks.caption import decoding_settings, scene_embedding
 
         session = getattr(request, "session_hash", None) or "local"
         skip = (gr.skip(),) * 6
@@ -185,7 +142,7 @@ class CaptionTab:
         if not narrator.due():
             return skip
         try:
-            settings = _settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
+            settings = decoding_settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
             task = self.task(model, backend, device)
 
             def look(image):
@@ -195,13 +152,13 @@ class CaptionTab:
                 return task.describe(encoded, prefix=prefix, settings=settings, describe_people=describe_people)
 
             result, stats = self.gate.submit(session, frame, look)
-            if result is None or not narrator.announce(result.text, result.image_embedding):
-                return gr.skip(), gr.skip(), gr.skip(), stats.summary, runtime_badge(task.runtime), gr.skip()
-            audio = self.server_speech(result.text, speak, source, wpm, voice, can_speak)
         except StudioError as exc:
             self.warn_once(session, str(exc))
             problem = live_region(str(exc), "cap-announce", problem=True)
             return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if result is None or not narrator.announce(result.text, result.image_embedding):
+            return gr.skip(), gr.skip(), gr.skip(), stats.summary, runtime_badge(task.runtime), gr.skip()
+        audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), lambda m: self.warn_once(session, m))
         self.said += 1
         return (
             result.text,
@@ -224,19 +181,6 @@ class CaptionTab:
         self.warn_once.clear(session)
 
 
-def _settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram):
-    from studio.generation import GenerationSettings
-
-    beams = int(beams)
-    return GenerationSettings(
-        max_new_tokens=int(max_new_tokens),
-        num_beams=beams,
-        repetition_penalty=float(repetition_penalty),
-        no_repeat_ngram_size=int(no_repeat_ngram),
-        min_new_tokens=min(8, int(max_new_tokens)) if beams > 1 else 0,
-    )
-
-
 def _verbosity_values(verbosity: str):
     from studio.tasks.caption import VERBOSITY
 
@@ -246,15 +190,12 @@ def _verbosity_values(verbosity: str):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    from studio.media import speech
-
     tab = CaptionTab(ctx.models_dir)
     gr.Markdown(
         "### Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"
         "**Keyboard:** Alt+Shift+D describes now · Alt+Shift+S stops speaking."
     )
-    can_speak = gr.Checkbox(value=False, visible=False, label="This browser can speak")
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Tabs():
@@ -293,9 +234,9 @@ def build(ctx) -> None:
                         )
         with gr.Column(scale=1):
             caption = gr.Textbox(label="Description", lines=3, interactive=False, elem_id="cap-text")
-            # Each new live description, numbered so that a repeat asked for with "Describe now" is still spoken.
-            said = gr.Textbox(visible=False, label="Last live description")
             announce = gr.HTML(live_region("", "cap-announce"), label="Announced description")
+            # Each new description, numbered so that a repeat (asked for again) still changes and is spoken.
+            said = gr.Textbox(visible=False, label="Last description")
             audio = gr.Audio(
                 label="Spoken description (server voice)",
                 type="filepath",
@@ -307,31 +248,7 @@ def build(ctx) -> None:
             badge = gr.Markdown(runtime_badge(None), elem_id="cap-runtime", elem_classes=["studio-badge"])
 
     with gr.Accordion("Speech", open=False):
-        with gr.Row():
-            speak = gr.Checkbox(value=True, label="Speak descriptions aloud", elem_id="cap-speak")
-            source = gr.Radio(SOURCE_CHOICES, value="auto", label="Voice", elem_id="cap-voice-source")
-        wpm = gr.Slider(
-            speech.MIN_WPM,
-            speech.MAX_WPM,
-            value=speech.DEFAULT_WPM,
-            step=5,
-            label="Speaking rate (words per minute)",
-            elem_id="cap-rate",
-        )
-        with gr.Row():
-            gr.HTML(BROWSER_VOICE_HTML, label="Browser voice")
-            server_voices = _server_voice_choices()
-            voice = gr.Dropdown(
-                server_voices,
-                value="en-us" if any(v == "en-us" for _, v in server_voices) else None,
-                label="Server voice",
-                elem_id="cap-server-voice",
-                allow_custom_value=True,
-            )
-        gr.Markdown(
-            "Screen reader users: the description is also announced by your screen reader; turn off "
-            "“Speak descriptions aloud” to hear it once."
-        )
+        speech = build_speech_panel("cap", ctx.demo, what="descriptions")
     with gr.Accordion("What to say", open=False):
         verbosity = gr.Radio(VERBOSITY_CHOICES, value="short", label="Length", elem_id="cap-verbosity")
         prefix = gr.Textbox(
@@ -346,45 +263,26 @@ def build(ctx) -> None:
     with gr.Accordion("Advanced decoding", open=False):
         with gr.Row():
             beams = gr.Slider(1, 5, value=1, step=1, label="Beams (1 = greedy)", elem_id="cap-beams")
-            max_new = gr.Slider(4, 60, value=12, step=1, label="Most words pieces", elem_id="cap-max-new")
+            max_new = gr.Slider(4, 60, value=12, step=1, label="Most word pieces", elem_id="cap-max-new")
             rep = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty", elem_id="cap-rep")
             ngram = gr.Slider(0, 4, value=0, step=1, label="Never repeat phrases of this length", elem_id="cap-ngram")
     with gr.Accordion("Model and runtime", open=False):
         panel = build_model_panel(TASK, "cap", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
 
     what = [prefix, describe_people, beams, max_new, rep, ngram, panel.model, panel.backend, panel.device]
-    voice_settings = [speak, source, wpm, voice, can_speak]
-    outputs = [caption, announce, audio, timing, badge]
-    speak_inputs = [caption, speak, source, wpm, can_speak]
-
-    describe_btn.click(tab.describe_photo, [photo, *what, *voice_settings], outputs, api_name="caption").then(
-        None, speak_inputs, None, js=SPEAK_JS
-    )
-    said_js = SPEAK_JS.replace("(text, speak", "(said, speak").replace(
-        "const synth", "const text = (said || '').split('|').slice(1).join('|');\n  const synth"
-    )
-    said.change(None, [said, speak, source, wpm, can_speak], None, js=said_js)
+    outputs = [caption, announce, audio, timing, badge, said]
+    describe_btn.click(tab.describe_photo, [photo, *what, *speech.inputs], outputs, api_name="caption")
     camera.stream(
         tab.describe_frame,
-        [camera, live, interval, threshold, *what, *voice_settings],
-        [*outputs, said],
+        [camera, live, interval, threshold, *what, *speech.inputs],
+        outputs,
         api_name="caption_frame",
         stream_every=0.5,
         time_limit=None,
         concurrency_limit=None,
         show_progress="hidden",
     )
+    speech.speak_after(said, "cap")
     now_btn.click(tab.describe_now, None, None, api_name="caption_now")
     camera.clear(tab.stop_stream, None, None, api_name=False)
     verbosity.change(_verbosity_values, [verbosity], [beams, max_new, rep, ngram], api_name=False)
-    # On page load, ask the browser whether it has voices (and fill the browser-voice list).
-    ctx.demo.load(None, None, [can_speak], js=VOICES_JS)
-
-
-def _server_voice_choices() -> list[tuple[str, str]]:
-    from studio.media import speech
-
-    try:
-        return [(v.label, v.name) for v in speech.voices("en")]
-    except StudioError:
-        return []

@@ -1,0 +1,183 @@
+"""BLIP visual question answering: the answer is written token by token, like a caption, but the decoder reads the
+question (itself encoded with cross-attention to the image) instead of the image.
+
+Graphs: the vision encoder; the question encoder, which also returns the decoder's cross-attention keys/values over
+the encoded question (computed once per question); and the same text decoder graph as captioning, with its
+self-attention cache as explicit inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from studio.families import GraphSpec
+from studio.families.blip import _decoder_core, _text_decoder, _torch, empty_cache  # noqa: F401 (re-exported)
+from studio.families.blip import metadata as _caption_metadata
+
+REQUIRED_FILES = (
+    ("preprocessor_config.json", "processor_config.json"),
+    ("tokenizer.json", "vocab.txt"),
+)
+QUESTION_MAX_LENGTH = 64  # BLIP was fine-tuned on VQAv2 questions, which are short; longer ones are truncated
+
+
+def _image_encoder(model):
+    torch = _torch()
+
+    class BlipVqaImageEncoder(torch.nn.Module):
+        """pixel_values (N, 3, H, W) -> image_embeds (N, patches + 1, D)."""
+
+        def __init__(self, blip):
+            super().__init__()
+            self.vision_model = blip.vision_model
+
+        def forward(self, pixel_values):
+            return self.vision_model(pixel_values=pixel_values).last_hidden_state
+
+    return BlipVqaImageEncoder(model)
+
+
+def _question_encoder(model):
+    torch = _torch()
+    core = _decoder_core(torch)
+
+    class BlipQuestionEncoder(core):
+        """question ids + mask + image_embeds -> question_embeds and the decoder's cross-attention cache over them."""
+
+        def __init__(self, blip):
+            super().__init__(blip.text_decoder)
+            self.text_encoder = blip.text_encoder
+
+        def forward(self, input_ids, attention_mask, image_embeds):
+            image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+            question = self.text_encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                encoder_hidden_states=image_embeds,
+                encoder_attention_mask=image_mask,
+            ).last_hidden_state
+            cross_k, cross_v = self.cross_cache(question)
+            return question, cross_k, cross_v
+
+    return BlipQuestionEncoder(model)
+
+
+_CROSS_AXES = {1: "batch", 3: "question"}
+
+GRAPHS = (
+    GraphSpec(
+        name="image_encoder",
+        input_names=("pixel_values",),
+        output_names=("image_embeds",),
+        dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
+        build=_image_encoder,
+    ),
+    GraphSpec(
+        name="question_encoder",
+        input_names=("input_ids", "attention_mask", "image_embeds"),
+        output_names=("question_embeds", "cross_k", "cross_v"),
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "question"},
+            "attention_mask": {0: "batch", 1: "question"},
+            "image_embeds": {0: "batch"},
+            "question_embeds": {0: "batch", 1: "question"},
+            "cross_k": _CROSS_AXES,
+            "cross_v": _CROSS_AXES,
+        },
+        build=_question_encoder,
+    ),
+    GraphSpec(
+        name="text_decoder",
+        input_names=("input_ids", "past_self_k", "past_self_v", "cross_k", "cross_v"),
+        output_names=("logits", "self_k", "self_v"),
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "new"},
+            "past_self_k": {1: "batch", 3: "past"},
+            "past_self_v": {1: "batch", 3: "past"},
+            "cross_k": _CROSS_AXES,
+            "cross_v": _CROSS_AXES,
+            "logits": {0: "batch"},
+            "self_k": {1: "batch", 3: "total"},
+            "self_v": {1: "batch", 3: "total"},
+        },
+        build=_text_decoder,
+    ),
+)
+
+
+def load_model(model_dir: Path):
+    """Loads BlipForQuestionAnswering from a model directory, in eval mode, float32."""
+    from transformers import BlipForQuestionAnswering
+
+    from studio.families import quiet_transformers
+
+    quiet_transformers()
+    return BlipForQuestionAnswering.from_pretrained(str(model_dir), dtype="float32").eval()
+
+
+def random_model(architecture: dict, seed: int = 0):
+    """A BlipForQuestionAnswering of the given architecture with random weights (benchmarks)."""
+    torch = _torch()
+    from transformers import BlipConfig, BlipForQuestionAnswering
+
+    torch.manual_seed(seed)
+    config = BlipConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    return BlipForQuestionAnswering(config).eval()
+
+
+def metadata(model) -> dict:
+    """Token ids and cache shapes the generation loop needs (the answer starts with BLIP's decoder start token)."""
+    return _caption_metadata(model)
+
+
+def save_files(model_dir: Path, out_dir: Path) -> None:
+    """Copies the processor and tokenizer files into an export folder."""
+    from transformers import AutoProcessor
+
+    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+
+
+def tokenize_question(tokenizer, question: str) -> dict[str, np.ndarray]:
+    """[CLS] question [SEP] ids and mask, as BlipProcessor makes them, truncated to `QUESTION_MAX_LENGTH`."""
+    enc = tokenizer(question, truncation=True, max_length=QUESTION_MAX_LENGTH, return_tensors="np")
+    return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+
+
+def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
+    """Real inputs for each graph: photos, a real question, and the caches they lead to in the PyTorch model.
+
+    Args:
+        files_dir: Folder with the processor and tokenizer files.
+        photos: RGB PIL images.
+        model: The loaded PyTorch model, used to compute the encoders' outputs the later graphs are checked on.
+    """
+    torch = _torch()
+    from transformers import AutoTokenizer
+
+    from studio.media.image import ImagePreprocessing
+
+    meta = metadata(model)
+    pixels = ImagePreprocessing.from_dir(files_dir).batch(photos[:2])
+    question = tokenize_question(AutoTokenizer.from_pretrained(str(files_dir)), "what is on the table?")
+    question = {k: np.repeat(v, 2, axis=0) for k, v in question.items()}
+    ids = torch.tensor([[meta["bos_token_id"], 1037, 5442]] * 2)
+    with torch.inference_mode():
+        image_embeds = _image_encoder(model)(torch.from_numpy(pixels))
+        _, cross_k, cross_v = _question_encoder(model)(
+            torch.from_numpy(question["input_ids"]), torch.from_numpy(question["attention_mask"]), image_embeds
+        )
+        empty = torch.from_numpy(empty_cache(meta, 2))
+        _, self_k, self_v = _text_decoder(model)(ids[:, :2], empty, empty, cross_k, cross_v)
+    return {
+        "image_encoder": {"pixel_values": pixels},
+        "question_encoder": {**question, "image_embeds": image_embeds.numpy()},
+        "text_decoder": {
+            "input_ids": ids[:, 2:].numpy(),
+            "past_self_k": self_k.numpy(),
+            "past_self_v": self_v.numpy(),
+            "cross_k": cross_k.numpy(),
+            "cross_v": cross_v.numpy(),
+        },
+    }

@@ -1,0 +1,404 @@
+"""Sound: any recording a user can give, decoded to mono float32 samples at the rate a model listens at.
+
+Everything a speech model hears goes through `load_audio`, so a microphone take, a WAV, an MP3 or the sound of a video
+all end up as samples the same way. WAV is read here with numpy (the microphone and WAV files need nothing else);
+every other format (MP3, Ogg/Opus, FLAC, WebM, M4A, video files) is decoded by ffmpeg, a Debian package that
+`scripts/bootstrap` installs, run as a subprocess without a shell.
+
+ffmpeg only decodes, at the file's own rate and channels: mixing down to mono and resampling happen here for every
+input, so one recording gives the same samples whichever container it came in.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from studio.errors import StudioError
+
+# Shorter than a syllable: nothing to transcribe, and usually a tap on the record button.
+MIN_DURATION_S = 0.3
+# A spoken question. Longer takes are refused rather than decoded whole, which bounds the time and memory one request
+# can take (a task that transcribes whole files would pass its own, larger limit).
+MAX_QUESTION_S = 60.0
+# A recording whose loudest 50 ms stays below this is a muted or unplugged microphone: speech, even quiet, peaks at
+# -40 dBFS or more, a quiet room's noise sits around -60 to -50 dBFS, and a muted input is digital zeros or close.
+SILENCE_DBFS = -60.0
+_LOUDNESS_FRAME_S = 0.05
+# Decoding a minute of sound takes ffmpeg well under a second; a minute means it is stuck.
+FFMPEG_TIMEOUT_S = 60.0
+
+_INSTALL_HINT = "on Debian or Ubuntu: sudo apt-get install ffmpeg"
+
+# How much of a file is looked at to tell WAV and text from the rest.
+_SNIFF_BYTES = 4096
+# WAVE format tags read here; anything else in a WAV (ADPCM, mu-law, MP3 inside RIFF...) goes to ffmpeg.
+_PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+# A data chunk size of 0 or 0xFFFFFFFF means "until the end": what streaming writers (ffmpeg to a pipe) put there.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+# (format tag, bits per sample) -> how the samples are stored; "i3" is 24-bit little-endian, unpacked by hand.
+_WAV_DTYPES = {
+    (_PCM, 8): "u1",
+    (_PCM, 16): "<i2",
+    (_PCM, 24): "i3",
+    (_PCM, 32): "<i4",
+    (_FLOAT, 32): "<f4",
+    (_FLOAT, 64): "<f8",
+}
+
+
+class BadAudioError(StudioError):
+    """A recording that cannot be listened to; the message says why in a sentence."""
+
+
+class AudioNotFoundError(BadAudioError):
+    """The file named does not exist (or is a folder)."""
+
+
+class EmptyAudioError(BadAudioError):
+    """No recording, a 0-byte file, or a file without a single sample."""
+
+
+class UnreadableAudioError(BadAudioError):
+    """Not a sound or video file, or a damaged one."""
+
+
+class NoSoundTrackError(BadAudioError):
+    """A video (or image) with no audio track."""
+
+
+class RecordingTooShortError(BadAudioError):
+    """Shorter than `MIN_DURATION_S`."""
+
+
+class RecordingTooLongError(BadAudioError):
+    """Longer than the caller's limit (`MAX_QUESTION_S` by default)."""
+
+
+class SilentRecordingError(BadAudioError):
+    """Nothing louder than `SILENCE_DBFS`: a muted or unplugged microphone."""
+
+
+class FfmpegMissingError(BadAudioError):
+    """The recording needs ffmpeg to be decoded and ffmpeg is not installed."""
+
+
+# eq=False: the generated __eq__ would compare arrays, whose truth value is ambiguous.
+@dataclass(frozen=True, eq=False)
+class Waveform:
+    """Decoded sound.
+
+    Attributes:
+        samples: float32 mono samples in [-1, 1], shape (n,).
+        rate: Samples per second.
+    """
+
+    samples: np.ndarray
+    rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.rate
+
+
+def load_audio(source, target_rate: int, max_duration_s: float | None = MAX_QUESTION_S) -> Waveform:
+    """Turns any recording a user can give into mono float32 samples at `target_rate`.
+
+    Args:
+        source: A file path (WAV, or through ffmpeg MP3, Ogg, FLAC, WebM, M4A and video files), the file's bytes, the
+            `(rate, array)` tuple of Gradio's `gr.Audio(type="numpy")` (int16/int32/uint8/float samples, shape (n,)
+            or (n, channels)), or a `Waveform`.
+        target_rate: The rate the model listens at, e.g. 16000.
+        max_duration_s: Longer recordings are refused (None: no limit).
+
+    Returns:
+        The channels averaged to mono, integers scaled to [-1, 1], resampled with a polyphase windowed-sinc filter.
+
+    Raises:
+        BadAudioError: (a subclass) the recording is missing, empty, unreadable, has no sound track, is too short, too
+            long or silent, or needs ffmpeg, which is not installed.
+    """
+    if target_rate <= 0:
+        raise ValueError("target_rate must be positive")
+    limit = math.inf if max_duration_s is None else float(max_duration_s)
+    rate, frames = _decode(source, limit)
+    samples = _to_mono(frames)
+    _check_duration(len(samples) / rate, limit)
+    samples = resample(samples, rate, target_rate)
+    # Resampling rings a little past full scale on clipped input; the model's contract is [-1, 1].
+    waveform = Waveform(np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False), int(target_rate))
+    if is_silent(waveform):
+        raise SilentRecordingError("The recording is silent — check that the microphone is on and not muted.")
+    return waveform
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resamples mono samples with scipy's polyphase filter (Kaiser-windowed sinc, as `scipy.signal.resample_poly`).
+
+    Args:
+        samples: float32 samples, shape (n,).
+        from_rate: Their rate.
+        to_rate: The rate wanted.
+
+    Returns:
+        float32 samples, ceil(n * to_rate / from_rate) of them.
+    """
+    if from_rate == to_rate:
+        return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(from_rate), int(to_rate))
+    return resample_poly(samples, int(to_rate) // g, int(from_rate) // g).astype(np.float32)
+
+
+def loudness_dbfs(waveform: Waveform) -> float:
+    """The level of the loudest 50 ms of a recording, in dB relative to full scale (RMS, DC offset removed)."""
+    samples = waveform.samples.astype(np.float64)
+    if samples.size == 0:
+        return -math.inf
+    frame = max(1, int(waveform.rate * _LOUDNESS_FRAME_S))
+    usable = (len(samples) // frame) * frame
+    frames = samples[:usable].reshape(-1, frame) if usable else samples[None, :]
+    # A microphone's DC offset is not sound; without removing it a muted input with an offset would read as loud.
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    rms = float(np.sqrt(np.mean(frames**2, axis=1)).max())
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def is_silent(waveform: Waveform, threshold_dbfs: float = SILENCE_DBFS) -> bool:
+    """Whether no 50 ms of the recording reaches `threshold_dbfs` (a muted or unplugged microphone)."""
+    return loudness_dbfs(waveform) < threshold_dbfs
+
+
+def describe_duration(seconds: float) -> str:
+    """A duration as a person says it: "0.1 seconds", "45 seconds", "2 minutes", "2.5 minutes"."""
+    if seconds < 0.05:
+        return f"{seconds:.2f} seconds"
+    if seconds < 10:
+        return f"{seconds:.1f} seconds"
+    if seconds < 90:
+        return f"{round(seconds)} seconds"
+    minutes = seconds / 60
+    return f"{minutes:.0f} minutes" if abs(minutes - round(minutes)) < 0.05 else f"{minutes:.1f} minutes"
+
+
+def _check_duration(seconds: float, limit: float) -> None:
+    if seconds == 0:
+        raise EmptyAudioError("The recording has no sound in it (it is 0 seconds long).")
+    if seconds < MIN_DURATION_S:
+        raise RecordingTooShortError(
+            f"The recording is only {describe_duration(seconds)} long; speak for at least a second."
+        )
+    if seconds > limit:
+        raise _too_long(f"is {describe_duration(seconds)}", limit)
+
+
+def _too_long(how_long: str, limit: float) -> RecordingTooLongError:
+    return RecordingTooLongError(
+        f"The recording {how_long} long; Studio listens to at most {limit:g} seconds at a time. "
+        "Record a shorter question, or trim the file."
+    )
+
+
+def _decode(source, limit: float) -> tuple[int, np.ndarray]:
+    """Any input -> (rate, samples as (n, channels) float32 in [-1, 1], or (n,))."""
+    if source is None:
+        raise EmptyAudioError("There is no recording yet. Record with the microphone or upload a sound file.")
+    if isinstance(source, Waveform):
+        return source.rate, np.asarray(source.samples, dtype=np.float32)
+    if isinstance(source, (str, Path)):
+        return _read_path(Path(source), limit)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _read_bytes(bytes(source), limit)
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], np.ndarray):
+        rate, array = source
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise BadAudioError(f"The recording's sample rate ({rate!r}) is not a positive whole number.")
+        return int(rate), _array_to_float(array)
+    raise BadAudioError(f"This is not a recording (got {type(source).__name__}).")
+
+
+def _array_to_float(array: np.ndarray) -> np.ndarray:
+    """Samples as Gradio (or any caller) gives them -> float32 in [-1, 1], shape (n,) or (n, channels)."""
+    if array.ndim == 2 and array.shape[0] < array.shape[1] and array.shape[0] <= 16:
+        # (channels, n), as librosa and torchaudio lay it out: no real recording has more channels than samples.
+        array = array.T
+    if array.ndim not in (1, 2):
+        raise BadAudioError(f"This array is not a recording (shape {array.shape}).")
+    if array.dtype == np.uint8:  # 8-bit WAV samples are unsigned, centred on 128
+        return (array.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(array.dtype, np.integer):
+        return (array.astype(np.float64) / float(2 ** (8 * array.dtype.itemsize - 1))).astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        out = array.astype(np.float32)
+        if not np.all(np.isfinite(out)):
+            raise UnreadableAudioError("The recording is damaged: some of its samples are not numbers.")
+        peak = float(np.abs(out).max(initial=0.0))
+        # Float samples are meant to lie in [-1, 1]; louder ones are scaled down rather than clipped into a buzz.
+        return out / peak if peak > 1.0 else out
+    raise BadAudioError(f"This array is not a recording (its samples are {array.dtype}).")
+
+
+def _to_mono(frames: np.ndarray) -> np.ndarray:
+    """Averages the channels (mono input is returned as it is)."""
+    if frames.ndim == 1:
+        return frames.astype(np.float32, copy=False)
+    if frames.shape[1] == 1:
+        return frames[:, 0].astype(np.float32, copy=False)
+    return frames.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def _read_path(path: Path, limit: float) -> tuple[int, np.ndarray]:
+    if not path.exists():
+        raise AudioNotFoundError(f"The sound file {path} does not exist.")
+    if path.is_dir():
+        raise AudioNotFoundError(f"{path} is a folder, not a sound file.")
+    what = f"The file {path.name}"
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(f"{what} is empty (0 bytes).")
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+        if _is_wav(head):
+            f.seek(0)
+            decoded = _read_wav(f, what, limit)
+            if decoded is not None:
+                return decoded
+    _refuse_text(head, what)
+    return _ffmpeg_decode(path, what, path.suffix, limit)
+
+
+def _read_bytes(data: bytes, limit: float) -> tuple[int, np.ndarray]:
+    what = "The recording"
+    if not data:
+        raise EmptyAudioError(f"{what} is empty (0 bytes).")
+    if _is_wav(data[:12]):
+        decoded = _read_wav(io.BytesIO(data), what, limit)
+        if decoded is not None:
+            return decoded
+    _refuse_text(data[:_SNIFF_BYTES], what)
+    # A file, not a pipe: MP4/M4A keep their index at the end, which ffmpeg cannot seek to on stdin.
+    with tempfile.TemporaryDirectory(prefix="studio-audio-") as tmp:
+        path = Path(tmp) / "recording"
+        path.write_bytes(data)
+        return _ffmpeg_decode(path, what, "", limit)
+
+
+def _refuse_text(head: bytes, what: str) -> None:
+    """Text is refused before ffmpeg sees it: ffmpeg would open a .txt as a picture of text and find no sound in it.
+
+    Every sound and video format has a zero byte or bytes that are not UTF-8 in its first kilobytes.
+    """
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return
+    if b"\x00" not in head:
+        raise UnreadableAudioError(f"{what} is text, not a sound or video file.")
+
+
+def _is_wav(head: bytes) -> bool:
+    return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def _read_wav(f: BinaryIO, what: str, limit: float) -> tuple[int, np.ndarray] | None:
+    """Reads PCM (8/16/24/32-bit) and float WAV; None for other encodings, which ffmpeg decodes instead."""
+    damaged = UnreadableAudioError(f"{what} is a damaged WAV file and cannot be read.")
+    f.read(12)
+    fmt = None
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            raise damaged  # no data chunk
+        chunk, size = header[:4], int.from_bytes(header[4:], "little")
+        if chunk == b"fmt ":
+            body = f.read(size)
+            if len(body) < 16:
+                raise damaged
+            tag, channels = int.from_bytes(body[0:2], "little"), int.from_bytes(body[2:4], "little")
+            rate = int.from_bytes(body[4:8], "little")
+            block_align, bits = int.from_bytes(body[12:14], "little"), int.from_bytes(body[14:16], "little")
+            if tag == _EXTENSIBLE and len(body) >= 26:
+                tag = int.from_bytes(body[24:26], "little")  # the sub-format GUID starts with the plain tag
+            fmt = (tag, channels, rate, block_align, bits)
+            if size % 2:
+                f.read(1)
+        elif chunk == b"data":
+            if fmt is None:
+                raise damaged
+            return _read_wav_data(f, size, fmt, limit, damaged)
+        else:
+            f.seek(size + size % 2, io.SEEK_CUR)
+
+
+def _read_wav_data(f: BinaryIO, size: int, fmt: tuple, limit: float, damaged: Exception):
+    """The samples of a data chunk as (n, channels) float32; None for an encoding read by ffmpeg instead."""
+    tag, channels, rate, block_align, bits = fmt
+    if (tag, bits) not in _WAV_DTYPES:
+        return None
+    if channels == 0 or rate == 0 or block_align != channels * bits // 8:
+        raise damaged
+    known_size = size not in _UNKNOWN_SIZES
+    if known_size and size / block_align / rate > limit:
+        raise _too_long(f"is {describe_duration(size / block_align / rate)}", limit)
+    frames_wanted = size // block_align if known_size else None
+    if limit != math.inf:
+        # One frame past the limit at most, so a long streamed WAV (size unknown) is refused without being read whole.
+        cap = int(limit * rate) + 1
+        frames_wanted = cap if frames_wanted is None else min(frames_wanted, cap)
+    raw = f.read() if frames_wanted is None else f.read(frames_wanted * block_align)
+    n = len(raw) // block_align
+    if n > limit * rate:
+        raise _too_long(f"is over {limit:g} seconds", limit)
+    raw = raw[: n * block_align]
+    dtype = _WAV_DTYPES[(tag, bits)]
+    if dtype == "i3":
+        triples = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        # Little-endian 24-bit to int32: shift into the top bytes, then back down to carry the sign.
+        values = ((triples[:, 0] << 8) | (triples[:, 1] << 16) | (triples[:, 2] << 24)) >> 8
+        frames = values.astype(np.float32) / float(2**23)
+    else:
+        stored = np.dtype(dtype)
+        frames = _array_to_float(np.frombuffer(raw, stored).astype(stored.newbyteorder("=")))
+    return int(rate), frames.reshape(n, channels)
+
+
+def _ffmpeg_decode(path: Path, what: str, suffix: str, limit: float) -> tuple[int, np.ndarray]:
+    """Decodes the first audio stream of any file ffmpeg reads, at its own rate and channels, as float WAV."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        kind = f"{suffix.lstrip('.').upper()} files" if suffix.strip(".") else "this kind of recording"
+        raise FfmpegMissingError(
+            f"Reading {kind} needs ffmpeg, which is not installed on this computer ({_INSTALL_HINT}). "
+            "WAV recordings work without it."
+        )
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    # "file:" so that a name starting with "-" or looking like a URL ("http:...") is only ever a local file.
+    command += ["-i", f"file:{path.resolve()}", "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    if limit != math.inf:
+        command += ["-t", f"{limit + 1:g}"]  # a second past the limit: enough to tell that it is too long
+    command += ["-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise UnreadableAudioError(f"{what} took too long to decode; it may be damaged.") from exc
+    stderr = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0 or not _is_wav(done.stdout[:12]):
+        if "matches no streams" in stderr or "does not contain any stream" in stderr:
+            raise NoSoundTrackError(f"{what} has no sound track, so there is nothing to listen to.")
+        raise UnreadableAudioError(
+            f"{what} is not a sound or video file Studio can read, or it is damaged "
+            "(use WAV, MP3, Ogg, FLAC, WebM, M4A or a video with sound)."
+        )
+    decoded = _read_wav(io.BytesIO(done.stdout), what, limit)
+    if decoded is None:  # ffmpeg was asked for float samples, which _read_wav reads
+        raise UnreadableAudioError(f"{what} could not be decoded.")
+    return decoded

@@ -1,0 +1,168 @@
+"""Ask tab: a question about a photo or the camera view, typed or spoken, answered in words that are shown,
+announced and spoken.
+
+A spoken question is turned into text by the speech-to-text model and put in the question box for the user to check
+before asking, so a misheard word never silently becomes a wrong answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.paths import assets_dir
+from studio.task_cache import TaskCache
+from studio.ui.components import LenientImage, live_region, runtime_badge, ui_progress
+from studio.ui.model_panel import build_model_panel
+from studio.ui.speech_panel import ServerSpeech, build_speech_panel
+from studio.ui.zero_shot_tab import EXAMPLE_NAMES
+
+log = logging.getLogger(__name__)
+
+TASK = "vqa"
+STT_TASK = "speech-to-text"
+
+
+class AskTab:
+    """The tab's state shared by all sessions: loaded VQA and speech-to-text models, server speech."""
+
+    def __init__(self, models_dir: Path) -> None:
+        from studio.tasks.transcribe import TranscribeTask
+        from studio.tasks.vqa import VqaTask
+
+        self.models_dir = models_dir
+        self.tasks = TaskCache(
+            lambda model, backend, device, progress=None: VqaTask.load(
+                model, models_dir, backend=backend, device=device, **({"progress": progress} if progress else {})
+            )
+        )
+        self.listeners = TaskCache(
+            lambda model, backend, device, progress=None: TranscribeTask.load(
+                model, models_dir, backend=backend, device=device, **({"progress": progress} if progress else {})
+            )
+        )
+        self.speech = ServerSpeech()
+        self.said = 0
+
+    def ask(
+        self,
+        image,
+        question,
+        describe_people,
+        model,
+        backend,
+        device,
+        speak,
+        source,
+        wpm,
+        voice,
+        can_speak,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """Answers the question about the picture."""
+        try:
+            if image is None:
+                raise StudioError(
+                    "There is no picture yet. Upload a photo, take one with the camera, or pick an example."
+                )
+            task = self.tasks.get((model or None, backend, device), progress=ui_progress(progress))
+            result = task(image, question, describe_people=describe_people)
+            audio = self.speech(result.text, speak, source, wpm, voice, can_speak)
+        except StudioError as exc:
+            gr.Warning(str(exc))
+            problem = live_region(str(exc), "ask-announce", problem=True)
+            return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for notice in task.graphs.notices:
+            gr.Info(notice)
+        self.said += 1
+        scores = {a["answer"]: a["score"] for a in result.answers}
+        return (
+            scores,
+            live_region(result.text, "ask-announce"),
+            audio,
+            f"Took {result.latency_ms:.0f} ms",
+            runtime_badge(task.runtime),
+            f"{self.said}|{result.text}",
+        )
+
+    def listen(self, recording, model, device, progress=gr.Progress(track_tqdm=True)):
+        """Turns a recorded question into text, for the user to check before asking."""
+        try:
+            if recording is None:
+                raise StudioError("Nothing was recorded. Press the microphone button, ask your question, then stop.")
+            task = self.listeners.get((model or None, "auto", device), progress=ui_progress(progress))
+            result = task(recording)
+        except StudioError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), live_region(str(exc), "ask-heard", problem=True)
+        heard = f"Heard: “{result.text}”. Check the question, then press Ask or Enter."
+        return result.text, live_region(heard, "ask-heard")
+
+
+def build(ctx) -> None:
+    """Builds the tab inside the current Blocks context."""
+    tab = AskTab(ctx.models_dir)
+    gr.Markdown(
+        "### Ask about what the camera sees\n"
+        "Give a photo (or take one with the camera), then type or say a question.  \n"
+        "**Keyboard:** Alt+Shift+Q goes to the question box · Enter asks · Alt+Shift+S stops speaking."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = LenientImage(
+                sources=["upload", "webcam", "clipboard"],
+                type="filepath",
+                label="Picture to ask about",
+                elem_id="ask-image",
+            )
+            examples = sorted((assets_dir() / "images").glob("*.jpg"))
+            gr.Examples(
+                examples=[[str(p)] for p in examples],
+                inputs=[image],
+                example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in examples],
+                label="Example photos",
+            )
+        with gr.Column(scale=1):
+            question = gr.Textbox(
+                label="Your question", placeholder="what color is the cup?", elem_id="ask-question", lines=1
+            )
+            with gr.Row():
+                ask_btn = gr.Button("Ask", variant="primary", elem_id="ask-submit")
+            recording = gr.Audio(sources=["microphone"], type="numpy", label="Or say your question", elem_id="ask-mic")
+            heard = gr.HTML(live_region("", "ask-heard"), label="What was heard")
+            announce = gr.HTML(live_region("", "ask-announce"), label="Answer")
+            answers = gr.Label(num_top_classes=5, label="Answers and scores", elem_id="ask-answers")
+            said = gr.Textbox(visible=False, label="Last answer")
+            audio = gr.Audio(
+                label="Spoken answer (server voice)",
+                type="filepath",
+                autoplay=True,
+                interactive=False,
+                elem_id="ask-audio",
+            )
+            timing = gr.Markdown("", elem_id="ask-timing")
+            badge = gr.Markdown(runtime_badge(None), elem_id="ask-runtime", elem_classes=["studio-badge"])
+
+    with gr.Accordion("Speech", open=False):
+        speech = build_speech_panel("ask", ctx.demo, what="answers")
+    describe_people = gr.Checkbox(
+        value=False,
+        label="Describe people's age and looks",
+        elem_id="ask-people",
+        info="Off by default: answers say “a woman”, not “a young woman”.",
+    )
+    with gr.Accordion("Question answering model", open=False):
+        panel = build_model_panel(TASK, "ask", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
+    with gr.Accordion("Speech-to-text model", open=False):
+        stt = build_model_panel(STT_TASK, "stt", ctx.models_dir, ctx.models.get(STT_TASK), tab.listeners)
+
+    inputs = [image, question, describe_people, panel.model, panel.backend, panel.device, *speech.inputs]
+    outputs = [answers, announce, audio, timing, badge, said]
+    ask_btn.click(tab.ask, inputs, outputs, api_name="ask")
+    question.submit(tab.ask, inputs, outputs, api_name=False)
+    speech.speak_after(said, "ask")
+    recording.stop_recording(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name="transcribe")
+    recording.upload(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name=False)
