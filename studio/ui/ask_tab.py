@@ -157,7 +157,9 @@ def build(ctx) -> None:
     with gr.Accordion("Question answering model", open=False):
         panel = build_model_panel(TASK, "ask", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
     with gr.Accordion("Speech-to-text model", open=False):
-        stt = build_model_panel(STT_TASK, "stt", ctx.models_dir, ctx.models.get(STT_TASK), tab.listeners)
+        stt = build_model_panel(
+            STT_TASK, "stt", ctx.models_dir, ctx.models.get(STT_TASK), tab.listeners, exportable=False
+        )
 
     inputs = [image, question, describe_people, panel.model, panel.backend, panel.device, *speech.inputs]
     outputs = [answers, announce, audio, timing, badge, said]

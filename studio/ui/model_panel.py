@@ -23,7 +23,7 @@ class ModelPanel:
 
     model: gr.Dropdown
     state: gr.Markdown
-    backend: gr.Radio
+    backend: gr.Radio | None
     device: gr.Radio
     variant: gr.Radio | None
 
@@ -69,7 +69,13 @@ def export_model_ui(
 
 
 def build_model_panel(
-    task: str, prefix: str, models_dir: Path, preselected: str | None, tasks: TaskCache, quantize: bool = False
+    task: str,
+    prefix: str,
+    models_dir: Path,
+    preselected: str | None,
+    tasks: TaskCache,
+    quantize: bool = False,
+    exportable: bool = True,
 ) -> ModelPanel:
     """Builds the panel (inside an open accordion) and wires its own events.
 
@@ -80,6 +86,7 @@ def build_model_panel(
         preselected: The model chosen on the command line, if any.
         tasks: The tab's loaded tasks, dropped for a model after it is re-exported.
         quantize: Offer the int8 variant and make it on export.
+        exportable: Offer the runtime choice and the export button (False for PyTorch-only models).
     """
     default = preselected or REGISTRY.default_for(task).hub_id
     choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(task)]
@@ -95,11 +102,17 @@ def build_model_panel(
     )
     state = gr.Markdown(describe_model(task, default, models_dir), elem_id=f"{prefix}-model-state")
     with gr.Row():
-        variant = None
+        variant = backend = None
         if quantize:
             variant = gr.Radio(VARIANT_CHOICES, value="fp32", label="Precision", elem_id=f"{prefix}-variant")
-        backend = gr.Radio(BACKEND_CHOICES, value="auto", label="Runtime", elem_id=f"{prefix}-backend")
+        if exportable:
+            backend = gr.Radio(BACKEND_CHOICES, value="auto", label="Runtime", elem_id=f"{prefix}-backend")
+        else:
+            gr.Markdown("**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label="Device", elem_id=f"{prefix}-device")
+    model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
+    if not exportable:
+        return ModelPanel(model, state, backend, device, variant)
     export_btn = gr.Button(
         "Export this model to ONNX" + (" (with int8)" if quantize else ""), elem_id=f"{prefix}-export"
     )
@@ -109,6 +122,5 @@ def build_model_panel(
             tasks.drop(lambda key: key[0] == (model_name or None))
         return describe_model(task, model_name, models_dir)
 
-    model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
     export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")
     return ModelPanel(model, state, backend, device, variant)
