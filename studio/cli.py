@@ -335,6 +335,9 @@ def _predict_vqa(args) -> int:
         raise StudioError("Question answering models have no int8 variant yet; leave out --variant.")
     heard = None
     if args.question_audio:
+        from studio.media.audio import load_audio
+
+        load_audio(args.question_audio, 16000)  # a silent or broken recording is refused before any model loads
         _, heard = _transcribe(args.question_audio, args.stt_model, args.device, _models_dir(args))
         question = heard.text
     else:

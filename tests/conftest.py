@@ -184,3 +184,144 @@ def caption_reference(tiny_blip_dir, caption_models_dir):
         return cache[key]
 
     return run
+
+
+# Ask tab: visual question answering and spoken questions -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_vilt_dir(tmp_path_factory) -> Path:
+    """A tiny random ViLT VQA model (tests/tiny_vilt.py) in Hugging Face format with the bert-base-uncased tokenizer."""
+    from tests.tiny_vilt import make_tiny_vilt_vqa
+
+    return make_tiny_vilt_vqa(tmp_path_factory.mktemp("models") / "tiny-vilt")
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_vqa_dir(tmp_path_factory) -> Path:
+    """A tiny random BlipForQuestionAnswering in Hugging Face format with the real BLIP tokenizer."""
+    from tests.tiny_models import make_tiny_blip_vqa
+
+    return make_tiny_blip_vqa(tmp_path_factory.mktemp("models") / "tiny-blip-vqa")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory) -> Path:
+    """A tiny random Whisper (tests/tiny_whisper.py) with Whisper tiny.en's tokenizer and feature extractor."""
+    from tests.tiny_whisper import make_tiny_whisper
+
+    return make_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper")
+
+
+@pytest.fixture(scope="session")
+def vqa_exports_dir(tmp_path_factory, tiny_vilt_dir, tiny_blip_vqa_dir) -> Path:
+    """A models directory holding the ONNX exports of the tiny ViLT and the tiny BLIP-VQA, shared by read-only tests."""
+    from studio.export.exporter import export_model
+    from studio.sources import resolve
+
+    models_dir = tmp_path_factory.mktemp("exported-vqa-both")
+    for model_dir in (tiny_vilt_dir, tiny_blip_vqa_dir):
+        export_model(resolve(str(model_dir), "vqa", models_dir), models_dir)
+    return models_dir
+
+
+# Answers about people's age: whichever of them a tiny ViLT ranks first, "young" is in it.
+YOUNG_ANSWERS = (
+    "a young woman",
+    "a young man",
+    "young men",
+    "a young boy",
+    "two young girls",
+    "young children",
+    "a young lady",
+    "young people",
+    "a young child",
+    "young women",
+    "a young person",
+    "young boys",
+)
+
+
+@pytest.fixture(scope="session")
+def young_vilt_dir(tmp_path_factory, tiny_vilt_dir) -> Path:
+    """The tiny ViLT (same weights) with its answer list renamed to `YOUNG_ANSWERS`, for "describe people" tests."""
+    import json
+    import shutil
+
+    model_dir = shutil.copytree(tiny_vilt_dir, tmp_path_factory.mktemp("models") / "young-vilt")
+    config = json.loads((model_dir / "config.json").read_text())
+    assert len(config["id2label"]) == len(YOUNG_ANSWERS)
+    config["id2label"] = {str(i): answer for i, answer in enumerate(YOUNG_ANSWERS)}
+    config["label2id"] = {answer: i for i, answer in enumerate(YOUNG_ANSWERS)}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    return model_dir
+
+
+SPOKEN_QUESTION = "what color is the cup"
+
+
+@pytest.fixture(scope="session")
+def spoken_question_wav(tmp_path_factory) -> Path:
+    """`SPOKEN_QUESTION` said by espeak-ng: a mono 16-bit WAV at 22050 Hz."""
+    from tests.tiny_whisper import speak_wav
+
+    return speak_wav(tmp_path_factory.mktemp("speech") / "question.wav", SPOKEN_QUESTION)
+
+
+@pytest.fixture(scope="session")
+def vqa_reference(tiny_vilt_dir, tiny_blip_vqa_dir, young_vilt_dir, vqa_exports_dir):
+    """VqaTask run directly: run(image, question, model="vilt"|"blip"|"young", backend="onnx"|"torch", describe_people).
+
+    The app and the CLI must say exactly what this says for the same weights and backend. Tasks are loaded once per
+    (model, backend); the ONNX ones read the shared exports.
+    """
+    from studio.tasks.vqa import VqaTask
+
+    dirs = {"vilt": tiny_vilt_dir, "blip": tiny_blip_vqa_dir, "young": young_vilt_dir}
+    tasks = {}
+
+    def run(image, question, model="vilt", backend="onnx", describe_people=False):
+        key = (model, backend)
+        if key not in tasks:
+            tasks[key] = VqaTask.load(str(dirs[model]), vqa_exports_dir, backend=backend, device="cpu")
+        return tasks[key](str(image) if isinstance(image, Path) else image, question, describe_people=describe_people)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def transcriber(tiny_whisper_dir, tmp_path_factory):
+    """TranscribeTask on the tiny Whisper (PyTorch on the CPU), run directly."""
+    from studio.tasks.transcribe import TranscribeTask
+
+    return TranscribeTask.load(str(tiny_whisper_dir), tmp_path_factory.mktemp("exported-stt"), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ask_app(tmp_path_factory, vqa_exports_dir, tiny_vilt_dir, tiny_whisper_dir):
+    """The real app on 127.0.0.1 with the tiny ViLT and the tiny Whisper preselected; stopped when the module ends.
+
+    Its models directory is a copy of the shared VQA exports (ViLT and BLIP-VQA), so tests may export or damage files.
+
+    Yields:
+        (base URL, models directory)
+    """
+    import shutil
+
+    from studio.ui.app import launch
+
+    models_dir = tmp_path_factory.mktemp("ask-app-models") / "exported"
+    shutil.copytree(vqa_exports_dir, models_dir)
+    port = free_port()
+    demo = launch(
+        host="127.0.0.1",
+        port=port,
+        models_dir=models_dir,
+        open_browser=False,
+        models={"vqa": str(tiny_vilt_dir), "speech-to-text": str(tiny_whisper_dir)},
+        block=False,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", models_dir
+    finally:
+        demo.close()

@@ -106,6 +106,18 @@ def make_tiny_whisper(out: Path, seed: int = 0, max_length: int = TINY_MAX_LENGT
         **token_ids,
     )
     model = WhisperForConditionalGeneration(config).eval()
+    # At plain random init the decoder's cross-attention is near uniform over all 1500 encoder frames, most of them
+    # the zero padding after a short question, so every recording reads the same. Louder convolutions and sharper
+    # cross-attention make the transcript depend on the sound, which tests need to tell recordings apart.
+    with torch.no_grad():
+        model.model.encoder.conv1.weight.mul_(20)
+        model.model.encoder.conv2.weight.mul_(20)
+        for layer in model.model.decoder.layers:
+            attention = layer.encoder_attn
+            attention.q_proj.weight.mul_(30)
+            attention.k_proj.weight.mul_(30)
+            attention.v_proj.weight.mul_(10)
+            attention.out_proj.weight.mul_(10)
     # As openai/whisper-tiny.en's generation_config.json: English-only, no timestamps, greedy.
     model.generation_config = GenerationConfig(
         **token_ids,

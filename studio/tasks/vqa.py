@@ -77,6 +77,15 @@ def clean_question(question: str | None) -> str:
     return text
 
 
+def _without_age_and_looks(answers: list[dict]) -> list[dict]:
+    """Answers with people's age and looks left out; answers that become the same keep their best score."""
+    merged: dict[str, float] = {}
+    for answer in answers:
+        text = without_age_and_looks(answer["answer"])
+        merged[text] = max(merged.get(text, 0.0), answer["score"])
+    return [{"answer": text, "score": score} for text, score in sorted(merged.items(), key=lambda kv: -kv[1])]
+
+
 class _QuestionDecoder:
     """`generation.DecoderSteps` over the text decoder graph, reading one encoded question."""
 
@@ -154,10 +163,9 @@ class VqaTask:
         question = clean_question(question)
         picture = load_image(image, channel_order)
         answers = self._generate(picture, question) if self.generative else self._classify(picture, question, top_k)
-        best = answers[0]["answer"]
         if not describe_people:
-            best = without_age_and_looks(best)
-        text, certainty = hedged(best, answers[0]["score"], not_sure="I'm not sure.")
+            answers = _without_age_and_looks(answers)
+        text, certainty = hedged(answers[0]["answer"], answers[0]["score"], not_sure="I'm not sure.")
         return VqaResult(question, answers, text, certainty, (time.perf_counter() - started) * 1000)
 
     def _generate(self, picture, question: str) -> list[dict]:

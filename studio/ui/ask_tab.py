@@ -131,7 +131,10 @@ def build(ctx) -> None:
             )
             with gr.Row():
                 ask_btn = gr.Button("Ask", variant="primary", elem_id="ask-submit")
-            recording = gr.Audio(sources=["microphone"], type="numpy", label="Or say your question", elem_id="ask-mic")
+            # filepath: our own decoder reads the recording (and explains a file that is not sound in words).
+            recording = gr.Audio(
+                sources=["microphone"], type="filepath", label="Or say your question", elem_id="ask-mic"
+            )
             heard = gr.HTML(live_region("", "ask-heard"), label="What was heard")
             announce = gr.HTML(live_region("", "ask-announce"), label="Answer")
             answers = gr.Label(num_top_classes=5, label="Answers and scores", elem_id="ask-answers")
@@ -155,10 +158,18 @@ def build(ctx) -> None:
         info="Off by default: answers say “a woman”, not “a young woman”.",
     )
     with gr.Accordion("Question answering model", open=False):
-        panel = build_model_panel(TASK, "ask", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
+        panel = build_model_panel(
+            TASK, "ask", ctx.models_dir, ctx.models.get(TASK), tab.tasks, what="Question answering"
+        )
     with gr.Accordion("Speech-to-text model", open=False):
         stt = build_model_panel(
-            STT_TASK, "stt", ctx.models_dir, ctx.models.get(STT_TASK), tab.listeners, exportable=False
+            STT_TASK,
+            "stt",
+            ctx.models_dir,
+            ctx.models.get(STT_TASK),
+            tab.listeners,
+            exportable=False,
+            what="Speech-to-text",
         )
 
     inputs = [image, question, describe_people, panel.model, panel.backend, panel.device, *speech.inputs]

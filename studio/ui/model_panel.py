@@ -68,6 +68,10 @@ def export_model_ui(
     return directory
 
 
+def _for(label: str, what: str) -> str:
+    return f"{label} ({what.lower()})" if what else label
+
+
 def build_model_panel(
     task: str,
     prefix: str,
@@ -76,6 +80,7 @@ def build_model_panel(
     tasks: TaskCache,
     quantize: bool = False,
     exportable: bool = True,
+    what: str = "",
 ) -> ModelPanel:
     """Builds the panel (inside an open accordion) and wires its own events.
 
@@ -87,7 +92,10 @@ def build_model_panel(
         tasks: The tab's loaded tasks, dropped for a model after it is re-exported.
         quantize: Offer the int8 variant and make it on export.
         exportable: Offer the runtime choice and the export button (False for PyTorch-only models).
+        what: What the model does, in the control labels ("Question answering" -> "Question answering model"),
+            so a screen reader tells two pickers on one tab apart.
     """
+    kind = f"{what} model" if what else "Model"
     default = preselected or REGISTRY.default_for(task).hub_id
     choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(task)]
     if preselected and all(value != preselected for _, value in choices):
@@ -96,7 +104,7 @@ def build_model_panel(
         choices=choices,
         value=default,
         allow_custom_value=True,
-        label="Model",
+        label=kind,
         info="Pick a model, or type the path of a model folder on this computer.",
         elem_id=f"{prefix}-model",
     )
@@ -104,12 +112,14 @@ def build_model_panel(
     with gr.Row():
         variant = backend = None
         if quantize:
-            variant = gr.Radio(VARIANT_CHOICES, value="fp32", label="Precision", elem_id=f"{prefix}-variant")
+            variant = gr.Radio(
+                VARIANT_CHOICES, value="fp32", label=_for("Precision", what), elem_id=f"{prefix}-variant"
+            )
         if exportable:
-            backend = gr.Radio(BACKEND_CHOICES, value="auto", label="Runtime", elem_id=f"{prefix}-backend")
+            backend = gr.Radio(BACKEND_CHOICES, value="auto", label=_for("Runtime", what), elem_id=f"{prefix}-backend")
         else:
             gr.Markdown("**Runtime:** PyTorch (this model has no ONNX export yet).")
-        device = gr.Radio(DEVICE_CHOICES, value="auto", label="Device", elem_id=f"{prefix}-device")
+        device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
     model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
     if not exportable:
         return ModelPanel(model, state, backend, device, variant)
