@@ -124,6 +124,9 @@ def random_model(architecture: dict, seed: int = 0):
 
     torch.manual_seed(seed)
     config = BlipConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    # BLIP's vision config initializes at 1e-10 (real weights are loaded over it); use a normal scale so the
+    # benchmark's activations are ordinary floats, like a trained model's.
+    config.vision_config.initializer_range = 0.02
     return BlipForQuestionAnswering(config).eval()
 
 
