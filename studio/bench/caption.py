@@ -7,15 +7,13 @@ what random weights happen to say. Reported: the image encoder, the 20-token dec
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from studio.bench.timing import ratio, time_calls
+from studio.bench.timing import build_bench_model, ratio, time_calls
 from studio.progress import Progress, no_progress
-from studio.registry import REGISTRY
 
 TASK = "caption"
 NEW_TOKENS = 20
@@ -35,24 +33,15 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import torch_device
     from studio.export.exporter import check_parity, export_graph
-    from studio.families import get_family, quiet_transformers
     from studio.generation import GenerationSettings, generate
     from studio.tasks.caption import _GraphDecoder
 
-    quiet_transformers()
-    spec = REGISTRY.find(TASK, model) if model else REGISTRY.default_for(TASK)
-    if spec is None:
-        raise SystemExit(f"studio: {model} is not a {TASK} model in the registry")
-    threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    family = get_family(spec.family)
-    graphs = {g.name: g for g in family.GRAPHS}
-    arch = dict(spec.architecture)
+    progress(0.02, "Building the full-size model with random weights…")
+    bench = build_bench_model(TASK, model)
+    spec, graphs, arch, threads, blip = bench.spec, bench.graphs, bench.architecture, bench.threads, bench.model
+    family = bench.family
     size = arch["vision_config"]["image_size"]
     rng = np.random.default_rng(0)
-
-    progress(0.02, f"Building full-size {spec.hub_id} with random weights…")
-    blip = family.random_model(arch)
     meta = family.metadata(blip)
     encoder = graphs["image_encoder"].build(blip).eval()
     decoder = graphs["text_decoder"].build(blip).eval()

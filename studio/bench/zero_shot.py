@@ -8,16 +8,14 @@ frame.
 
 from __future__ import annotations
 
-import os
 import platform
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from studio.bench.timing import ratio, time_calls
+from studio.bench.timing import build_bench_model, ratio, time_calls
 from studio.progress import Progress, no_progress
-from studio.registry import REGISTRY
 
 TASK = "zero-shot"
 # Targets from the issue, on a 2-core CPU.
@@ -44,29 +42,18 @@ def run_bench(
         int8: Also build and time the int8 image encoder.
         progress: Receives fractions and sentences.
     """
-    import torch
 
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import TorchBackend
     from studio.export.exporter import check_parity, export_graph
     from studio.export.quantize import cosine_rows, quantize_graph
-    from studio.families import get_family, quiet_transformers
     from studio.media.image import ImagePreprocessing
 
-    quiet_transformers()
-    spec = REGISTRY.find(TASK, model) if model else REGISTRY.default_for(TASK)
-    if spec is None:
-        raise SystemExit(f"studio: {model} is not a {TASK} model in the registry")
-    threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    family = get_family(spec.family)
-    graphs = {g.name: g for g in family.GRAPHS}
-    arch = dict(spec.architecture)
+    progress(0.02, "Building the full-size model with random weights…")
+    bench = build_bench_model(TASK, model)
+    spec, graphs, arch, threads, clip = bench.spec, bench.graphs, bench.architecture, bench.threads, bench.model
     size = arch["vision_config"]["image_size"]
     rng = np.random.default_rng(0)
-
-    progress(0.02, f"Building full-size {spec.hub_id} with random weights…")
-    clip = family.random_model(arch)
     image_module = graphs["image_encoder"].build(clip).eval()
     text_module = graphs["text_encoder"].build(clip).eval()
     pixels_2 = rng.standard_normal((2, 3, size, size), dtype=np.float32)

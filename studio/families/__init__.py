@@ -62,6 +62,21 @@ def get_family(name: str):
     return importlib.import_module(_MODULES[name])
 
 
+def save_processor_files(model_dir, out_dir) -> None:
+    """Copies what preprocessing and tokenization need (the model's processor and tokenizer files) into a folder."""
+    from transformers import AutoProcessor
+
+    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+
+
+def load_pretrained(class_name: str, model_dir):
+    """Loads a transformers model class by name from a model directory, in eval mode, float32, quietly."""
+    import transformers
+
+    quiet_transformers()
+    return getattr(transformers, class_name).from_pretrained(str(model_dir), dtype="float32").eval()
+
+
 def quiet_transformers() -> None:
     """Keeps transformers' and torch.onnx's console chatter (weight-loading bars, torchvision notes) off our output."""
     import logging

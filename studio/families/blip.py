@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec
+from studio.families import GraphSpec, load_pretrained, save_processor_files
 
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
 REQUIRED_FILES = (
@@ -165,25 +165,20 @@ def empty_cache(meta: dict, batch: int) -> np.ndarray:
 
 def load_model(model_dir: Path):
     """Loads BlipForConditionalGeneration from a model directory, in eval mode, float32."""
-    from transformers import BlipForConditionalGeneration
-
-    from studio.families import quiet_transformers
-
-    quiet_transformers()
-    return BlipForConditionalGeneration.from_pretrained(str(model_dir), dtype="float32").eval()
+    return load_pretrained("BlipForConditionalGeneration", model_dir)
 
 
-def random_model(architecture: dict, seed: int = 0):
-    """A BlipForConditionalGeneration of the given architecture with random weights (benchmarks)."""
+def random_model(architecture: dict, seed: int = 0, class_name: str = "BlipForConditionalGeneration"):
+    """A BLIP model of the given architecture with random weights (benchmarks: cost does not depend on values)."""
     torch = _torch()
-    from transformers import BlipConfig, BlipForConditionalGeneration
+    import transformers
 
     torch.manual_seed(seed)
-    config = BlipConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    config = transformers.BlipConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
     # BLIP's vision config initializes at 1e-10 (real weights are loaded over it); use a normal scale so the
     # benchmark's activations are ordinary floats, like a trained model's.
     config.vision_config.initializer_range = 0.02
-    return BlipForConditionalGeneration(config).eval()
+    return getattr(transformers, class_name)(config).eval()
 
 
 def metadata(model) -> dict:
@@ -200,11 +195,7 @@ def metadata(model) -> dict:
     }
 
 
-def save_files(model_dir: Path, out_dir: Path) -> None:
-    """Copies the processor and tokenizer files into an export folder."""
-    from transformers import AutoProcessor
-
-    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+save_files = save_processor_files
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:

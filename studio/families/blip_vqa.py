@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec
+from studio.families import GraphSpec, load_pretrained, save_processor_files
 from studio.families.blip import _decoder_core, _text_decoder, _torch, empty_cache  # noqa: F401 (re-exported)
 from studio.families.blip import metadata as _caption_metadata
+from studio.families.blip import random_model as _blip_random_model
 
 REQUIRED_FILES = (
     ("preprocessor_config.json", "processor_config.json"),
@@ -109,25 +110,12 @@ GRAPHS = (
 
 def load_model(model_dir: Path):
     """Loads BlipForQuestionAnswering from a model directory, in eval mode, float32."""
-    from transformers import BlipForQuestionAnswering
-
-    from studio.families import quiet_transformers
-
-    quiet_transformers()
-    return BlipForQuestionAnswering.from_pretrained(str(model_dir), dtype="float32").eval()
+    return load_pretrained("BlipForQuestionAnswering", model_dir)
 
 
 def random_model(architecture: dict, seed: int = 0):
     """A BlipForQuestionAnswering of the given architecture with random weights (benchmarks)."""
-    torch = _torch()
-    from transformers import BlipConfig, BlipForQuestionAnswering
-
-    torch.manual_seed(seed)
-    config = BlipConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
-    # BLIP's vision config initializes at 1e-10 (real weights are loaded over it); use a normal scale so the
-    # benchmark's activations are ordinary floats, like a trained model's.
-    config.vision_config.initializer_range = 0.02
-    return BlipForQuestionAnswering(config).eval()
+    return _blip_random_model(architecture, seed, class_name="BlipForQuestionAnswering")
 
 
 def metadata(model) -> dict:
@@ -135,11 +123,7 @@ def metadata(model) -> dict:
     return _caption_metadata(model)
 
 
-def save_files(model_dir: Path, out_dir: Path) -> None:
-    """Copies the processor and tokenizer files into an export folder."""
-    from transformers import AutoProcessor
-
-    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+save_files = save_processor_files
 
 
 def tokenize_question(tokenizer, question: str) -> dict[str, np.ndarray]:

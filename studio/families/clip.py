@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec
+from studio.families import GraphSpec, load_pretrained, save_processor_files
 
 TEXT_MAX_LENGTH = 77
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
@@ -87,12 +87,7 @@ GRAPHS = (
 
 def load_model(model_dir: Path):
     """Loads the Hugging Face CLIPModel from a model directory, in eval mode, float32."""
-    from transformers import CLIPModel
-
-    from studio.families import quiet_transformers
-
-    quiet_transformers()
-    return CLIPModel.from_pretrained(str(model_dir), dtype="float32").eval()
+    return load_pretrained("CLIPModel", model_dir)
 
 
 def random_model(architecture: dict, seed: int = 0):
@@ -110,11 +105,7 @@ def metadata(model) -> dict:
     return {"logit_scale": float(model.logit_scale.detach().exp().item())}
 
 
-def save_files(model_dir: Path, out_dir: Path) -> None:
-    """Copies what preprocessing and tokenization need (processor and tokenizer files) into an export folder."""
-    from transformers import AutoProcessor
-
-    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+save_files = save_processor_files
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:

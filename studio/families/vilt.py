@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec
+from studio.families import GraphSpec, save_processor_files
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +155,7 @@ def metadata(model) -> dict:
     }
 
 
-def save_files(model_dir: Path, out_dir: Path) -> None:
-    """Copies the processor and tokenizer files into an export folder."""
-    from transformers import AutoProcessor
-
-    AutoProcessor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+save_files = save_processor_files
 
 
 def tokenize_questions(

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.backends.base import GraphSet, RuntimeInfo
+from studio.backends.base import GraphSet
 from studio.errors import StudioError
 from studio.generation import GenerationResult, GenerationSettings, generate
 from studio.media.image import ImagePreprocessing, load_image
-from studio.progress import Progress, no_progress
+from studio.tasks.base import GraphTask
 from studio.tasks.phrasing import hedged, without_age_and_looks
 
 TASK = "caption"
@@ -133,12 +133,14 @@ class _GraphDecoder:
         return np.take(self_k, beam_index, axis=1), np.take(self_v, beam_index, axis=1)
 
 
-class CaptionTask:
+class CaptionTask(GraphTask):
     """Describes images in words.
 
     Args:
         graphs: The BLIP graphs ("image_encoder", "text_decoder") with the token ids in metadata.
     """
+
+    TASK = TASK
 
     def __init__(self, graphs: GraphSet) -> None:
         from transformers import AutoTokenizer
@@ -146,31 +148,11 @@ class CaptionTask:
         from studio.families import quiet_transformers
 
         quiet_transformers()
-        self.graphs = graphs
+        super().__init__(graphs)
         files = Path(graphs.files_dir)
         self.preprocessing = ImagePreprocessing.from_dir(files)
         self.tokenizer = AutoTokenizer.from_pretrained(str(files))
         self.meta = dict(graphs.metadata)
-
-    @classmethod
-    def load(
-        cls,
-        model: str | None,
-        models_dir: Path,
-        backend: str = "auto",
-        device: str = "auto",
-        progress: Progress = no_progress,
-    ) -> CaptionTask:
-        """Resolves, (downloads, exports,) loads a captioning model and returns the task."""
-        from studio.loading import load_graphs
-        from studio.sources import resolve
-
-        source = resolve(model, TASK, models_dir)
-        return cls(load_graphs(source, models_dir, backend=backend, device=device, progress=progress))
-
-    @property
-    def runtime(self) -> RuntimeInfo:
-        return self.graphs.runtime
 
     def prompt(self, prefix: str | None) -> list[int]:
         """The decoder prompt: the start token, then the prefix's word pieces (as BLIP's generate() builds it).

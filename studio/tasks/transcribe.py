@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.backends.base import GraphSet, RuntimeInfo
+from studio.backends.base import GraphSet
 from studio.errors import StudioError
 from studio.media.audio import MAX_QUESTION_S, Waveform, load_audio
-from studio.progress import Progress, no_progress
+from studio.tasks.base import GraphTask
 
 TASK = "speech-to-text"
 NOTHING_HEARD = "I did not catch any words; try again closer to the microphone."
@@ -60,12 +60,14 @@ class TranscriptResult:
         }
 
 
-class TranscribeTask:
+class TranscribeTask(GraphTask):
     """Writes down what is said in a recording.
 
     Args:
         graphs: The Whisper graph ("transcriber"); `files_dir` holds the feature extractor and tokenizer files.
     """
+
+    TASK = TASK
 
     def __init__(self, graphs: GraphSet) -> None:
         from transformers import AutoTokenizer, WhisperFeatureExtractor
@@ -73,40 +75,12 @@ class TranscribeTask:
         from studio.families import quiet_transformers
 
         quiet_transformers()
-        self.graphs = graphs
+        super().__init__(graphs)
         files = Path(graphs.files_dir)
         self.feature_extractor = WhisperFeatureExtractor.from_pretrained(str(files))
         self.tokenizer = AutoTokenizer.from_pretrained(str(files))
         self.sampling_rate = int(self.feature_extractor.sampling_rate)
         self.window_s = float(self.feature_extractor.chunk_length)
-
-    @classmethod
-    def load(
-        cls,
-        model: str | None,
-        models_dir: Path,
-        backend: str = "auto",
-        device: str = "auto",
-        progress: Progress = no_progress,
-    ) -> TranscribeTask:
-        """Resolves, (downloads,) loads a speech-to-text model and returns the task.
-
-        Args:
-            model: Hub id or local directory; None for the default model.
-            models_dir: Root of exports and local copies.
-            backend: "auto" or "torch" (Whisper runs with PyTorch only; "onnx" is refused with a sentence).
-            device: "auto", "cuda" or "cpu".
-            progress: Receives fractions and sentences.
-        """
-        from studio.loading import load_graphs
-        from studio.sources import resolve
-
-        source = resolve(model, TASK, models_dir)
-        return cls(load_graphs(source, models_dir, backend=backend, device=device, progress=progress))
-
-    @property
-    def runtime(self) -> RuntimeInfo:
-        return self.graphs.runtime
 
     def waveform(self, audio) -> Waveform:
         """Decodes a recording at the feature extractor's rate (see `media.audio.load_audio` for what it takes).

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.backends.base import GraphSet, RuntimeInfo
+from studio.backends.base import GraphSet
 from studio.errors import StudioError
 from studio.generation import GenerationSettings, generate
 from studio.media.image import load_image
-from studio.progress import Progress, no_progress
+from studio.tasks.base import GraphTask
 from studio.tasks.phrasing import hedged, without_age_and_looks
 
 TASK = "vqa"
@@ -104,12 +104,14 @@ class _QuestionDecoder:
         return self._inner.reorder(state, beam_index)
 
 
-class VqaTask:
+class VqaTask(GraphTask):
     """Answers questions about images.
 
     Args:
         graphs: A ViLT graph ("vqa_classifier") or BLIP's ("image_encoder", "question_encoder", "text_decoder").
     """
+
+    TASK = TASK
 
     def __init__(self, graphs: GraphSet) -> None:
         from transformers import AutoTokenizer
@@ -117,7 +119,7 @@ class VqaTask:
         from studio.families import quiet_transformers
 
         quiet_transformers()
-        self.graphs = graphs
+        super().__init__(graphs)
         self.files = Path(graphs.files_dir)
         self.meta = dict(graphs.metadata)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.files))
@@ -126,26 +128,6 @@ class VqaTask:
             from studio.media.image import ImagePreprocessing
 
             self.preprocessing = ImagePreprocessing.from_dir(self.files)
-
-    @classmethod
-    def load(
-        cls,
-        model: str | None,
-        models_dir: Path,
-        backend: str = "auto",
-        device: str = "auto",
-        progress: Progress = no_progress,
-    ) -> VqaTask:
-        """Resolves, (downloads, exports,) loads a VQA model and returns the task."""
-        from studio.loading import load_graphs
-        from studio.sources import resolve
-
-        source = resolve(model, TASK, models_dir)
-        return cls(load_graphs(source, models_dir, backend=backend, device=device, progress=progress))
-
-    @property
-    def runtime(self) -> RuntimeInfo:
-        return self.graphs.runtime
 
     def __call__(
         self, image, question: str, top_k: int = 5, describe_people: bool = False, channel_order: str = "RGB"

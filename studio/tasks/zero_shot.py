@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.backends.base import GraphSet, RuntimeInfo
+from studio.backends.base import GraphSet
 from studio.errors import BadLabelsError, BadTemplateError
 from studio.media.image import ImagePreprocessing, load_image
 from studio.media.text import TextTokenizer
-from studio.progress import Progress, no_progress
+from studio.tasks.base import GraphTask
 
 TASK = "zero-shot"
 DEFAULT_TEMPLATE = "a photo of a {}."
@@ -134,15 +134,17 @@ class ZeroShotResult:
     notices: list[str] = field(default_factory=list)
 
 
-class ZeroShotTask:
+class ZeroShotTask(GraphTask):
     """Classifies images against labels typed by the user.
 
     Args:
         graphs: The CLIP graphs ("image_encoder", "text_encoder") on some backend, with the logit scale in metadata.
     """
 
+    TASK = TASK
+
     def __init__(self, graphs: GraphSet) -> None:
-        self.graphs = graphs
+        super().__init__(graphs)
         files = Path(graphs.files_dir)
         self.preprocessing = ImagePreprocessing.from_dir(files)
         from studio.families.clip import TEXT_MAX_LENGTH
@@ -150,36 +152,6 @@ class ZeroShotTask:
         self.tokenizer = TextTokenizer(files, TEXT_MAX_LENGTH)
         self.logit_scale = float(graphs.metadata["logit_scale"])
         self._cache: OrderedDict[tuple, LabelSet] = OrderedDict()
-
-    @classmethod
-    def load(
-        cls,
-        model: str | None,
-        models_dir: Path,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
-        progress: Progress = no_progress,
-    ) -> ZeroShotTask:
-        """Resolves, (downloads, exports,) loads a model and returns the task.
-
-        Args:
-            model: Hub id or local directory; None for the default model.
-            models_dir: Root of exports and local copies.
-            backend: "auto", "onnx" or "torch".
-            device: "auto", "cuda" or "cpu".
-            variant: "fp32" or "int8".
-            progress: Receives fractions and sentences.
-        """
-        from studio.loading import load_graphs
-        from studio.sources import resolve
-
-        source = resolve(model, TASK, models_dir)
-        return cls(load_graphs(source, models_dir, backend=backend, device=device, variant=variant, progress=progress))
-
-    @property
-    def runtime(self) -> RuntimeInfo:
-        return self.graphs.runtime
 
     def encode_labels(self, labels: list[str], templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)) -> LabelSet:
         """Encodes a label set once; later calls with the same labels and templates hit the cache.

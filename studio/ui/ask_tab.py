@@ -15,7 +15,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.paths import assets_dir
 from studio.task_cache import TaskCache
-from studio.ui.components import LenientImage, live_region, runtime_badge, ui_progress
+from studio.ui.components import LenientImage, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
 from studio.ui.zero_shot_tab import EXAMPLE_NAMES
@@ -34,16 +34,8 @@ class AskTab:
         from studio.tasks.vqa import VqaTask
 
         self.models_dir = models_dir
-        self.tasks = TaskCache(
-            lambda model, backend, device, progress=None: VqaTask.load(
-                model, models_dir, backend=backend, device=device, **({"progress": progress} if progress else {})
-            )
-        )
-        self.listeners = TaskCache(
-            lambda model, backend, device, progress=None: TranscribeTask.load(
-                model, models_dir, backend=backend, device=device, **({"progress": progress} if progress else {})
-            )
-        )
+        self.tasks = TaskCache.of(VqaTask, models_dir)
+        self.listeners = TaskCache.of(TranscribeTask, models_dir)
         self.speech = ServerSpeech()
         self.said = 0
 
@@ -72,9 +64,7 @@ class AskTab:
             result = task(image, question, describe_people=describe_people)
             audio = self.speech(result.text, speak, source, wpm, voice, can_speak)
         except StudioError as exc:
-            gr.Warning(str(exc))
-            problem = live_region(str(exc), "ask-announce", problem=True)
-            return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(str(exc), "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in task.graphs.notices:
             gr.Info(notice)
         self.said += 1
@@ -96,8 +86,7 @@ class AskTab:
             task = self.listeners.get((model or None, "auto", device), progress=ui_progress(progress))
             result = task(recording)
         except StudioError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), live_region(str(exc), "ask-heard", problem=True)
+            return gr.skip(), problem(str(exc), "ask-heard")
         heard = f"Heard: “{result.text}”. Check the question, then press Ask or Enter."
         return result.text, live_region(heard, "ask-heard")
 

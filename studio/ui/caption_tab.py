@@ -16,7 +16,15 @@ from studio.live import LatestFrameGate
 from studio.narration import Narrator
 from studio.paths import assets_dir
 from studio.task_cache import TaskCache
-from studio.ui.components import LenientImage, WarnOnce, live_region, runtime_badge, ui_progress
+from studio.ui.components import (
+    LenientImage,
+    WarnOnce,
+    live_region,
+    problem,
+    runtime_badge,
+    session_of,
+    ui_progress,
+)
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
 from studio.ui.zero_shot_tab import EXAMPLE_NAMES
@@ -34,11 +42,7 @@ class CaptionTab:
         from studio.tasks.caption import CaptionTask
 
         self.models_dir = models_dir
-        self.tasks = TaskCache(
-            lambda model, backend, device, progress=None: CaptionTask.load(
-                model, models_dir, backend=backend, device=device, **({"progress": progress} if progress else {})
-            )
-        )
+        self.tasks = TaskCache.of(CaptionTask, models_dir)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
         self.warn_once = WarnOnce()
@@ -92,9 +96,7 @@ class CaptionTab:
             task = self.task(model, backend, device, ui_progress(progress))
             result = task(image, prefix=prefix, settings=settings, describe_people=describe_people)
         except StudioError as exc:
-            gr.Warning(str(exc))
-            problem = live_region(str(exc), "cap-announce", problem=True)
-            return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in task.graphs.notices:
             gr.Info(notice)
         audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), gr.Warning)
@@ -134,7 +136,7 @@ class CaptionTab:
         """Live describe: looks every few seconds, speaks only when the scene changed and the words are new."""
         from studio.tasks.caption import decoding_settings, scene_embedding
 
-        session = getattr(request, "session_hash", None) or "local"
+        session = session_of(request)
         skip = (gr.skip(),) * 6
         if frame is None or not live:
             return skip
@@ -153,9 +155,8 @@ class CaptionTab:
 
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
-            self.warn_once(session, str(exc))
-            problem = live_region(str(exc), "cap-announce", problem=True)
-            return gr.skip(), problem, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            warn = lambda message: self.warn_once(session, message)  # noqa: E731
+            return gr.skip(), problem(str(exc), "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if result is None or not narrator.announce(result.text, result.image_embedding):
             return gr.skip(), gr.skip(), gr.skip(), stats.summary, runtime_badge(task.runtime), gr.skip()
         audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), lambda m: self.warn_once(session, m))
@@ -171,11 +172,11 @@ class CaptionTab:
 
     def describe_now(self, request: gr.Request):
         """The next camera frame is described and spoken, even if the scene did not change."""
-        session = getattr(request, "session_hash", None) or "local"
+        session = session_of(request)
         self.narrators.setdefault(session, Narrator()).describe_now()
 
     def stop_stream(self, request: gr.Request):
-        session = getattr(request, "session_hash", None) or "local"
+        session = session_of(request)
         self.gate.reset(session)
         self.narrators.pop(session, None)
         self.warn_once.clear(session)

@@ -35,6 +35,17 @@ class LenientImage(gr.Image):
             return str(path)
 
 
+def session_of(request: gr.Request | None) -> str:
+    """The browser session a request comes from (streams and warnings are kept per session)."""
+    return getattr(request, "session_hash", None) or "local"
+
+
+def problem(message: str, region_id: str, warn=gr.Warning) -> str:
+    """Says a problem twice: as a warning toast (or `warn`) and in the tab's live region, styled as a problem."""
+    warn(message)
+    return live_region(message, region_id, problem=True)
+
+
 def runtime_badge(runtime: RuntimeInfo | None) -> str:
     """Markdown for the runtime badge: what the model really runs on."""
     if runtime is None:

@@ -11,7 +11,15 @@ from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.paths import assets_dir
 from studio.task_cache import TaskCache
-from studio.ui.components import LenientImage, WarnOnce, live_region, runtime_badge, ui_progress
+from studio.ui.components import (
+    LenientImage,
+    WarnOnce,
+    live_region,
+    problem,
+    runtime_badge,
+    session_of,
+    ui_progress,
+)
 from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
@@ -32,16 +40,7 @@ class ZeroShotTab:
         from studio.tasks.zero_shot import ZeroShotTask
 
         self.models_dir = models_dir
-        self.tasks = TaskCache(
-            lambda model, backend, device, variant, progress=None: ZeroShotTask.load(
-                model,
-                models_dir,
-                backend=backend,
-                device=device,
-                variant=variant,
-                **({"progress": progress} if progress else {}),
-            )
-        )
+        self.tasks = TaskCache.of(ZeroShotTask, models_dir, option_names=("variant",))
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce()
 
@@ -72,8 +71,7 @@ class ZeroShotTab:
             task = self.task(model, backend, device, variant, ui_progress(progress))
             result = task(image, labels, templates=templates)
         except StudioError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), live_region(str(exc), "zs-announce", problem=True), gr.skip(), gr.skip()
+            return gr.skip(), problem(str(exc), "zs-announce"), gr.skip(), gr.skip()
         for notice in task.graphs.notices + result.notices:
             gr.Info(notice)
         top = result.labels[0]
@@ -93,7 +91,7 @@ class ZeroShotTab:
         """Classifies the newest camera frame; frames that went stale while the model was busy are skipped."""
         from studio.tasks.zero_shot import templates_for
 
-        session = getattr(request, "session_hash", None) or "local"
+        session = session_of(request)
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
@@ -101,8 +99,8 @@ class ZeroShotTab:
             task = self.task(model, backend, device, variant)
             result, stats = self.gate.submit(session, frame, lambda f: task(f, labels, templates=templates))
         except StudioError as exc:
-            self.warn_once(session, str(exc))
-            return gr.skip(), live_region(str(exc), "zs-announce", problem=True), gr.skip(), gr.skip()
+            warn = lambda message: self.warn_once(session, message)  # noqa: E731
+            return gr.skip(), problem(str(exc), "zs-announce", warn), gr.skip(), gr.skip()
         if result is None:  # dropped as stale: keep showing the last result
             return gr.skip(), gr.skip(), stats.summary, gr.skip()
         for notice in task.graphs.notices + result.notices:
@@ -116,7 +114,7 @@ class ZeroShotTab:
         )
 
     def stop_stream(self, request: gr.Request):
-        session = getattr(request, "session_hash", None) or "local"
+        session = session_of(request)
         self.gate.reset(session)
         self.warn_once.clear(session)
 

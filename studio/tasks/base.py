@@ -1,0 +1,48 @@
+"""What every task shares: loading a model's graphs for the task, and reporting what they run on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.backends.base import GraphSet, RuntimeInfo
+from studio.progress import Progress, no_progress
+
+
+class GraphTask:
+    """A task that runs a model's graphs; subclasses set `TASK` and build themselves from a `GraphSet`."""
+
+    TASK: str = ""
+
+    def __init__(self, graphs: GraphSet) -> None:
+        self.graphs = graphs
+
+    @classmethod
+    def load(
+        cls,
+        model: str | None,
+        models_dir: Path,
+        backend: str = "auto",
+        device: str = "auto",
+        progress: Progress = no_progress,
+        **options,
+    ):
+        """Resolves a model for this task, (downloads and exports it,) loads its graphs and returns the task.
+
+        Args:
+            model: Hub id or local directory; None for the task's default model.
+            models_dir: Root of exports and local copies.
+            backend: "auto", "onnx" or "torch".
+            device: "auto", "cuda" or "cpu".
+            progress: Receives fractions and sentences.
+            **options: More `studio.loading.load_graphs` options (e.g. variant="int8").
+        """
+        from studio.loading import load_graphs
+        from studio.sources import resolve
+
+        source = resolve(model, cls.TASK, models_dir)
+        return cls(load_graphs(source, models_dir, backend=backend, device=device, progress=progress, **options))
+
+    @property
+    def runtime(self) -> RuntimeInfo:
+        """What the graphs really run on."""
+        return self.graphs.runtime
