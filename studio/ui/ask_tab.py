@@ -13,12 +13,10 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.paths import assets_dir
 from studio.task_cache import TaskCache
-from studio.ui.components import LenientImage, live_region, problem, runtime_badge, ui_progress
+from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
-from studio.ui.zero_shot_tab import EXAMPLE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +105,7 @@ def build(ctx) -> None:
                 label="Picture to ask about",
                 elem_id="ask-image",
             )
-            examples = sorted((assets_dir() / "images").glob("*.jpg"))
-            gr.Examples(
-                examples=[[str(p)] for p in examples],
-                inputs=[image],
-                example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in examples],
-                label="Example photos",
-            )
+            example_photos(image)
         with gr.Column(scale=1):
             question = gr.Textbox(
                 label="Your question", placeholder="what color is the cup?", elem_id="ask-question", lines=1

@@ -14,11 +14,11 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.narration import Narrator
-from studio.paths import assets_dir
 from studio.task_cache import TaskCache
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
+    example_photos,
     live_region,
     problem,
     runtime_badge,
@@ -27,7 +27,6 @@ from studio.ui.components import (
 )
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
-from studio.ui.zero_shot_tab import EXAMPLE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +204,7 @@ def build(ctx) -> None:
                         sources=["upload", "clipboard"], type="filepath", label="Photo to describe", elem_id="cap-photo"
                     )
                     describe_btn = gr.Button("Describe photo", variant="primary", elem_id="cap-describe-photo")
-                    examples = sorted((assets_dir() / "images").glob("*.jpg"))
-                    gr.Examples(
-                        examples=[[str(p)] for p in examples],
-                        inputs=[photo],
-                        example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in examples],
-                        label="Example photos",
-                    )
+                    example_photos(photo)
                 with gr.Tab("Camera", id="cap-camera-tab"):
                     live = gr.Checkbox(
                         value=True, label="Live describe (speak when the scene changes)", elem_id="cap-live"

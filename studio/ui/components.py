@@ -14,6 +14,25 @@ from studio.progress import Progress
 log = logging.getLogger(__name__)
 
 
+EXAMPLE_NAMES = {"astronaut": "Astronaut portrait", "chelsea": "Cat (Chelsea)", "coffee": "Cup of coffee"}
+
+
+def example_photos(component) -> gr.Examples:
+    """The example photos in assets/images as examples for an image input, named in words.
+
+    Text names, not thumbnails: the thumbnails gradio draws have no alt text for screen readers.
+    """
+    from studio.paths import assets_dir
+
+    photos = sorted((assets_dir() / "images").glob("*.jpg"))
+    return gr.Examples(
+        examples=[[str(p)] for p in photos],
+        inputs=[component],
+        example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in photos],
+        label="Example photos",
+    )
+
+
 class LenientImage(gr.Image):
     """gr.Image whose upload handling never fails before our own loader can explain what is wrong with a file.
 

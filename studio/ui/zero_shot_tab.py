@@ -9,11 +9,11 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
-from studio.paths import assets_dir
 from studio.task_cache import TaskCache
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
+    example_photos,
     live_region,
     problem,
     runtime_badge,
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 TASK = "zero-shot"
 DEFAULT_LABELS = "mug, keys, phone, person, cat"
-EXAMPLE_NAMES = {"astronaut": "Astronaut portrait", "chelsea": "Cat (Chelsea)", "coffee": "Cup of coffee"}
 TEMPLATE_CHOICES = [
     ("One template", "single"),
     ("Average of 8 templates (steadier, slower to change labels)", "ensemble"),
@@ -151,14 +150,7 @@ def build(ctx) -> None:
                         elem_id="zs-photo",
                     )
                     classify_btn = gr.Button("Classify photo", variant="primary", elem_id="zs-classify")
-                    examples = sorted((assets_dir() / "images").glob("*.jpg"))
-                    gr.Examples(
-                        examples=[[str(p)] for p in examples],
-                        inputs=[photo],
-                        # Text names: the thumbnails gradio draws have no alt text for screen readers.
-                        example_labels=[EXAMPLE_NAMES.get(p.stem, p.stem) for p in examples],
-                        label="Example photos",
-                    )
+                    example_photos(photo)
         with gr.Column(scale=1):
             labels = gr.Textbox(
                 value=DEFAULT_LABELS,
