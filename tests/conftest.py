@@ -1,4 +1,5 @@
-"""Fixtures: tiny models built at test time, real photos, and isolated models directories."""
+"""Fixtures: tiny models built at test time, real photos, isolated models directories, the launched app, the `studio`
+command's environment, and Debian chromium with playwright. Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import ARTIFACTS, launch_chromium
 from tests.tiny_models import make_tiny_blip_caption, make_tiny_clip, write_clip_vocab
 
 # No test may reach a model hub; a test that tries fails fast instead of hanging.
@@ -90,11 +92,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory, exported_models_dir, tiny_clip_dir):
-    """The real app, launched on 127.0.0.1 with the tiny CLIP preselected; stopped when the module's tests end.
+def launched_app(tmp_path_factory, name: str, exports: Path, models: dict[str, Path]):
+    """Launches the real app on 127.0.0.1 with `models` ({task: model folder}) preselected; stops it when resumed.
 
-    Its models directory is a copy of the shared export, so tests may export or damage files in it.
+    Its models directory is a fresh copy of `exports`, so tests may export or damage files in it. Module-scoped app
+    fixtures `yield from` this.
 
     Yields:
         (base URL, models directory)
@@ -103,21 +105,31 @@ def app_server(tmp_path_factory, exported_models_dir, tiny_clip_dir):
 
     from studio.ui.app import launch
 
-    models_dir = tmp_path_factory.mktemp("app-models") / "exported"
-    shutil.copytree(exported_models_dir, models_dir)
+    models_dir = tmp_path_factory.mktemp(name) / "exported"
+    shutil.copytree(exports, models_dir)
     port = free_port()
     demo = launch(
         host="127.0.0.1",
         port=port,
         models_dir=models_dir,
         open_browser=False,
-        models={"zero-shot": str(tiny_clip_dir)},
+        models={task: str(model) for task, model in models.items()},
         block=False,
     )
     try:
         yield f"http://127.0.0.1:{port}/", models_dir
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory, exported_models_dir, tiny_clip_dir):
+    """The real app (`launched_app`) with the tiny CLIP preselected, on a copy of the shared zero-shot export.
+
+    Yields:
+        (base URL, models directory)
+    """
+    yield from launched_app(tmp_path_factory, "app-models", exported_models_dir, {"zero-shot": tiny_clip_dir})
 
 
 @pytest.fixture(scope="session")
@@ -136,33 +148,15 @@ def reference(tiny_clip_dir):
 
 @pytest.fixture(scope="module")
 def caption_app(tmp_path_factory, caption_models_dir, tiny_blip_dir, tiny_clip_dir):
-    """The real app on 127.0.0.1 with the tiny CLIP and the tiny BLIP preselected; stopped when the module ends.
-
-    Its models directory is a copy of the shared caption export, so tests may export or damage files in it. (The
-    zero-shot export is left out: it would cost an export and a quantization, and the Caption tab never reads it.)
+    """The real app (`launched_app`) with the tiny CLIP and the tiny BLIP preselected, on a copy of the shared caption
+    export. (The zero-shot export is left out: it would cost an export and a quantization, and the Caption tab never
+    reads it.)
 
     Yields:
         (base URL, models directory)
     """
-    import shutil
-
-    from studio.ui.app import launch
-
-    models_dir = tmp_path_factory.mktemp("caption-app-models") / "exported"
-    shutil.copytree(caption_models_dir, models_dir)
-    port = free_port()
-    demo = launch(
-        host="127.0.0.1",
-        port=port,
-        models_dir=models_dir,
-        open_browser=False,
-        models={"zero-shot": str(tiny_clip_dir), "caption": str(tiny_blip_dir)},
-        block=False,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", models_dir
-    finally:
-        demo.close()
+    models = {"zero-shot": tiny_clip_dir, "caption": tiny_blip_dir}
+    yield from launched_app(tmp_path_factory, "caption-app-models", caption_models_dir, models)
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +189,28 @@ def tiny_vilt_dir(tmp_path_factory) -> Path:
     from tests.tiny_vilt import make_tiny_vilt_vqa
 
     return make_tiny_vilt_vqa(tmp_path_factory.mktemp("models") / "tiny-vilt")
+
+
+@pytest.fixture(scope="session")
+def vilt_logits(tiny_vilt_dir):
+    """transformers on the tiny ViLT: logits(photo, question, **processor_kwargs) -> (1, answers) numpy; `.model` is
+    the ViltForQuestionAnswering."""
+    import torch
+    from transformers import AutoTokenizer, ViltForQuestionAnswering, ViltImageProcessorPil, ViltProcessor
+
+    model = ViltForQuestionAnswering.from_pretrained(str(tiny_vilt_dir)).eval()
+    processor = ViltProcessor(
+        image_processor=ViltImageProcessorPil.from_pretrained(str(tiny_vilt_dir)),
+        tokenizer=AutoTokenizer.from_pretrained(str(tiny_vilt_dir)),
+    )
+
+    def logits(photo, question, **kwargs):
+        inputs = processor(images=photo, text=question, return_tensors="pt", **kwargs)
+        with torch.inference_mode():
+            return model(**inputs).logits.numpy()
+
+    logits.model = model
+    return logits
 
 
 @pytest.fixture(scope="session")
@@ -299,29 +315,69 @@ def transcriber(tiny_whisper_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ask_app(tmp_path_factory, vqa_exports_dir, tiny_vilt_dir, tiny_whisper_dir):
-    """The real app on 127.0.0.1 with the tiny ViLT and the tiny Whisper preselected; stopped when the module ends.
-
-    Its models directory is a copy of the shared VQA exports (ViLT and BLIP-VQA), so tests may export or damage files.
+    """The real app (`launched_app`) with the tiny ViLT and the tiny Whisper preselected, on a copy of the shared VQA
+    exports (ViLT and BLIP-VQA).
 
     Yields:
         (base URL, models directory)
     """
+    models = {"vqa": tiny_vilt_dir, "speech-to-text": tiny_whisper_dir}
+    yield from launched_app(tmp_path_factory, "ask-app-models", vqa_exports_dir, models)
+
+
+# The `studio` command --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    """The environment `studio` commands run in (tests.helpers.studio): offline, as on a machine without internet."""
+    home = tmp_path_factory.mktemp("cli-home")
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(home / "hf"),  # an empty Hugging Face cache: nothing downloaded on this "machine"
+        "STUDIO_MODELS_DIR": str(home / "default-models"),  # never the checkout's exported/ folder
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+# Debian chromium with playwright (browser tests) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium; its absence fails the tests (scripts/bootstrap --dev installs it)."""
     import shutil
 
-    from studio.ui.app import launch
+    path = shutil.which("chromium")
+    assert path, "chromium is not on PATH: install Debian's chromium (scripts/bootstrap --dev does)"
+    return path
 
-    models_dir = tmp_path_factory.mktemp("ask-app-models") / "exported"
-    shutil.copytree(vqa_exports_dir, models_dir)
-    port = free_port()
-    demo = launch(
-        host="127.0.0.1",
-        port=port,
-        models_dir=models_dir,
-        open_browser=False,
-        models={"vqa": str(tiny_vilt_dir), "speech-to-text": str(tiny_whisper_dir)},
-        block=False,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", models_dir
-    finally:
-        demo.close()
+
+@pytest.fixture(scope="module")
+def pw():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw, chromium):
+    """Chromium launched with tests.helpers.CHROMIUM_ARGS, for the module's tests."""
+    b = launch_chromium(pw, chromium)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(request) -> Path:
+    """test-artifacts/, for screenshots, without the module's failure screenshots from an earlier failed run.
+
+    The module names its screenshots' prefix in `ARTIFACT_PREFIX` ("browser-caption": browser-caption-*-FAILED.png).
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    for stale in ARTIFACTS.glob(f"{request.module.ARTIFACT_PREFIX}-*-FAILED.png"):  # from an earlier failed run
+        stale.unlink()
+    return ARTIFACTS

@@ -8,7 +8,6 @@ and the app must keep serving.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -19,16 +18,19 @@ import pytest
 from gradio_client import Client, handle_file
 
 from studio.tasks.vqa import MAX_QUESTION_CHARS
-from tests.test_caption_app import (
+from tests.helpers import (
     HAS_GPU,
     SKIPPED,
+    assert_missing_model_state,
     assert_plain_sentence,
     assert_speech_wav,
     error_sentence,
-    sha256,
+    outputs_and_toasts,
+    read_verified_export,
     stdout_json,
     studio,
     text_of,
+    write_test_files,
 )
 
 DEFAULT_HUB_MODEL = "dandelin/vilt-b32-finetuned-vqa"  # the registry's VQA model; not on this machine
@@ -57,12 +59,7 @@ def files(
 ) -> dict:
     """Photos and recordings as files, files that are not usable, and the model folders the tests pick."""
     d = tmp_path_factory.mktemp("ask-files")
-    out = {}
-    for name, photo in photos.items():
-        out[name] = d / f"{name}.jpg"
-        photo.save(out[name], quality=90)
-    out["corrupt"] = d / "corrupt.jpg"
-    out["corrupt"].write_bytes(out["chelsea"].read_bytes()[:300])  # a JPEG cut off after its headers
+    out = write_test_files(d, photos, "corrupt")
     out["question"] = spoken_question_wav
     out["silence"] = d / "silence.wav"  # two seconds of digital silence, as a muted microphone records
     subprocess.run(
@@ -78,17 +75,6 @@ def files(
 
 
 # Helpers ----------------------------------------------------------------------------------------------------------
-
-
-def outputs_and_toasts(job, timeout: float = 120) -> tuple:
-    """A submitted job's outputs and the (message, level) toasts its handler raised."""
-    outputs = job.result(timeout=timeout)
-    toasts = []
-    while not job.communicator.updates.empty():
-        update = job.communicator.updates.get_nowait()
-        if getattr(update, "log", None):
-            toasts.append(update.log)
-    return outputs, toasts
 
 
 def ask(
@@ -308,10 +294,7 @@ def test_bad_recording_gets_a_sentence_and_the_app_keeps_serving(key, words, cli
 
 def test_model_state_of_missing_default_model(client, app_models_dir):
     state = client.predict(DEFAULT_HUB_MODEL, api_name="/ask_model_state")
-    assert "missing" in state
-    assert "downloaded on first use" in state and "internet" in state
-    assert str(app_models_dir / DEFAULT_HUB_MODEL) in state  # where to copy it by hand
-    assert "exported to ONNX" not in state
+    assert_missing_model_state(state, app_models_dir, DEFAULT_HUB_MODEL)
 
 
 @pytest.mark.parametrize("model", ["vilt", "blip"])
@@ -328,21 +311,6 @@ def test_speech_model_state_of_tiny_folder(client, files):
 
 
 # Command line -----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    import os
-
-    home = tmp_path_factory.mktemp("ask-cli-home")
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(home / "hf"),  # an empty Hugging Face cache: nothing downloaded on this "machine"
-        "STUDIO_MODELS_DIR": str(home / "default-models"),  # never the checkout's exported/ folder
-        "PYTHONWARNINGS": "ignore",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -432,19 +400,8 @@ def test_cli_export_vqa_writes_a_verified_manifest(cli_env, tiny_blip_vqa_dir, t
     copy = shutil.copytree(tiny_blip_vqa_dir, tmp_path / "my-blip-vqa")
     out_dir = tmp_path / "out"
     printed = stdout_json(studio(cli_env, "export", "vqa", "--model", copy, "--out", out_dir))
-    directory = Path(printed["export_dir"])
-    assert directory.parent == out_dir.resolve() / "vqa"
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert printed["manifest"] == manifest
-    assert manifest["task"] == "vqa" and manifest["family"] == "blip_vqa"
-    assert manifest["source"]["kind"] == "directory" and manifest["source"]["path"] == str(copy)
-    assert set(manifest["graphs"]) == {"image_encoder", "question_encoder", "text_decoder"}
-    for name, entry in manifest["graphs"].items():
-        assert entry["sha256"], name
-        for file_name, digest in entry["sha256"].items():
-            assert sha256(directory / file_name) == digest, file_name
-        assert 0 <= entry["max_abs_diff"] <= entry["tolerance"]["atol"], (name, entry)
-    assert not [p for p in directory.parent.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    graphs = {"image_encoder", "question_encoder", "text_decoder"}
+    directory, manifest = read_verified_export(printed, out_dir, "vqa", "blip_vqa", copy, graphs)
 
     # What the manifest claims holds on its own: the exported question encoder reads a question about a photo as
     # BLIP's own text encoder does.

@@ -9,55 +9,32 @@ test plays espeak-ng's recording of a question as chromium's microphone and comp
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from studio.media.audio import loudness_dbfs
-from tests.test_caption_browser import CHROMIUM_ARGS, WAIT_MS, screenshot_on_failure
+from tests.helpers import (
+    REPO,
+    assert_speech_panel_named,
+    launch_chromium,
+    open_page,
+    screenshot_on_failure,
+    toggle_accordion,
+    within,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACT_PREFIX = "browser-ask"  # screenshots: test-artifacts/browser-ask-*.png (the `artifacts` fixture)
 PHOTO = REPO / "assets" / "images" / "coffee.jpg"
 QUESTION = "what is on the table?"
 RECORD_MS = 3_000  # long enough for the whole spoken question, which lasts under 2 seconds
 
 
 # Fixtures ------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's chromium; its absence fails the tests (scripts/bootstrap --dev installs it)."""
-    path = shutil.which("chromium")
-    assert path, "chromium is not on PATH: install Debian's chromium (scripts/bootstrap --dev does)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def pw():
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(pw, chromium) -> Browser:
-    b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    for stale in ARTIFACTS.glob("browser-ask-*-FAILED.png"):  # from an earlier failed run
-        stale.unlink()
-    return ARTIFACTS
 
 
 @pytest.fixture(scope="module")
@@ -72,18 +49,10 @@ def microphone_wav(spoken_question_wav, tmp_path_factory) -> Path:
 
 def new_page(browser: Browser, url: str) -> Page:
     """A fresh page on the Ask tab."""
-    context = browser.new_context(permissions=["camera", "microphone"], viewport={"width": 1280, "height": 1100})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.goto(url)
+    page = open_page(browser, url, height=1100)
     page.get_by_role("tab", name="Ask", exact=True).click()
     expect(page.locator("#ask-question textarea")).to_be_visible()
     return page
-
-
-def toggle_accordion(page: Page, title: str) -> None:
-    """Opens or closes the accordion with exactly this title ("Speech" is not "Speech-to-text model")."""
-    page.get_by_role("button", name=re.compile(rf"^{re.escape(title)}\s*[▼▲]?$")).filter(visible=True).click()
 
 
 def shown_answers(page: Page) -> list[dict]:
@@ -94,14 +63,6 @@ def shown_answers(page: Page) -> list[dict]:
             value: Number(s.querySelector('meter').getAttribute('value')),
         }))"""
     )
-
-
-def within(locator, element_id: str) -> None:
-    """The one visible control the locator finds lies inside the element with this id."""
-    locator = locator.filter(visible=True)  # other tabs, hidden, may have controls of the same name
-    expect(locator).to_have_count(1)
-    expect(locator).to_be_visible()
-    assert locator.evaluate(f"e => e.closest('#{element_id}') !== null"), element_id
 
 
 # Tests ---------------------------------------------------------------------------------------------------------
@@ -141,15 +102,7 @@ def test_typed_question_with_the_keyboard(ask_app, browser, artifacts, vqa_refer
 def test_spoken_question_from_the_microphone(ask_app, pw, chromium, artifacts, microphone_wav, transcriber, tmp_path):
     """Chromium's fake microphone says the question: the transcript fills the question box and is announced."""
     url, _ = ask_app
-    mic_browser = pw.chromium.launch(
-        executable_path=chromium,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone_wav}",
-        ],
-    )
+    mic_browser = launch_chromium(pw, chromium, fake_audio=microphone_wav)
     try:
         page = new_page(mic_browser, url)
         with screenshot_on_failure(page, artifacts / "browser-ask-spoken-FAILED.png"):
@@ -185,8 +138,6 @@ def test_spoken_question_from_the_microphone(ask_app, pw, chromium, artifacts, m
 
 def test_ask_controls_have_accessible_names(ask_app, browser, artifacts):
     """Every control of the Ask tab can be found by its accessible name, inside the element we mean."""
-    from studio.ui.speech_panel import SOURCE_CHOICES
-
     url, _ = ask_app
     page = new_page(browser, url)
     with screenshot_on_failure(page, artifacts / "browser-ask-a11y-FAILED.png"):
@@ -197,14 +148,7 @@ def test_ask_controls_have_accessible_names(ask_app, browser, artifacts):
         within(page.get_by_role("checkbox", name="Describe people's age and looks"), "ask-people")
 
         toggle_accordion(page, "Speech")
-        within(page.get_by_role("checkbox", name="Speak answers aloud"), "ask-speak")
-        for name, _ in SOURCE_CHOICES:
-            within(page.get_by_role("radio", name=name, exact=True), "ask-voice-source")
-        within(page.get_by_role("slider", name="Speaking rate (words per minute)"), "ask-rate")
-        within(page.get_by_role("combobox", name="Server voice", exact=True), "ask-server-voice")
-        browser_voice = page.get_by_label("Browser voice", exact=True).filter(visible=True)
-        expect(browser_voice).to_have_count(1)
-        expect(browser_voice).to_have_id("ask-browser-voice")
+        assert_speech_panel_named(page, "ask", "Speak answers aloud")
         toggle_accordion(page, "Speech")
 
         toggle_accordion(page, "Question answering model")

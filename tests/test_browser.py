@@ -7,34 +7,31 @@ keeps producing results with a bounded delay.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-import shutil
 import statistics
 import time
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.camera_file import write_y4m
+from tests.helpers import (
+    DELAY,
+    HAS_GPU,
+    REPO,
+    WAIT_MS,
+    launch_chromium,
+    open_page,
+    screenshot_on_failure,
+    toggle_accordion,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACT_PREFIX = "browser"  # screenshots: test-artifacts/browser-*.png (the `artifacts` fixture)
 PHOTO = REPO / "assets" / "images" / "chelsea.jpg"
 TEMPLATE = "a photo of a {}."
-WAIT_MS = 30_000  # generous: the machine may have 2 cores and other tests running
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # What the page shows, read in one go so that the parts belong to the same moment.
 _READ_RESULTS_JS = """() => {
@@ -63,59 +60,14 @@ _WATCH_RESULTS_JS = """() => {
     }
 }"""
 
-_DELAY = re.compile(r"Delay (\d+) ms from frame to result \(median of the last (\d+) frames?\)")
 
-
-# Fixtures ------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's chromium; its absence fails the tests (scripts/bootstrap --dev installs it)."""
-    path = shutil.which("chromium")
-    assert path, "chromium is not on PATH: install Debian's chromium (scripts/bootstrap --dev does)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def pw():
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(pw, chromium) -> Browser:
-    b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    for stale in ARTIFACTS.glob("browser-*-FAILED.png"):  # from an earlier failed run
-        stale.unlink()
-    return ARTIFACTS
+# Helpers -------------------------------------------------------------------------------------------------------
 
 
 def new_page(browser: Browser, url: str) -> Page:
-    context = browser.new_context(permissions=["camera", "microphone"], viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.goto(url)
+    page = open_page(browser, url)
     expect(page.locator("#zs-labels textarea")).to_be_visible()
     return page
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page: Page, path: Path):
-    """Saves a screenshot of the page as it was when an assertion failed."""
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-        raise
 
 
 def read_results(page: Page) -> dict:
@@ -202,7 +154,7 @@ def test_photo_classification_matches_transformers_pipeline(app_server, browser,
     badge = page.locator("#zs-runtime [data-testid=markdown]").inner_text().strip()
     assert badge.startswith("Runs on:"), badge
     assert "ONNX Runtime" in badge, badge
-    if not any(Path("/dev").glob("nvidia[0-9]*")):
+    if not HAS_GPU:
         assert "CPU" in badge and "CUDA unavailable" in badge, badge
     else:
         assert "CUDA" in badge, badge
@@ -215,15 +167,7 @@ def test_live_camera_keeps_up(app_server, pw, chromium, artifacts, photo_arrays,
     video = write_y4m(tmp_path / "camera.y4m", [photo_arrays["chelsea"], photo_arrays["astronaut"]])
     typed = "cat, astronaut, rocket, cup of coffee"
     labels = parse_labels(typed)
-    browser = pw.chromium.launch(
-        executable_path=chromium,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
+    browser = launch_chromium(pw, chromium, fake_video=video)
     try:
         page = new_page(browser, url)
         with screenshot_on_failure(page, artifacts / "browser-camera-FAILED.png"):
@@ -261,7 +205,7 @@ def test_live_camera_keeps_up(app_server, pw, chromium, artifacts, photo_arrays,
 
         # Results kept coming: more frames behind the median, the picture's scores changing with the video,
         # and the page still changing in the second half of the sampling.
-        delays = [(int(m.group(1)), int(m.group(2))) for m in (_DELAY.search(s["timing"]) for s in samples) if m]
+        delays = [(int(m.group(1)), int(m.group(2))) for m in (DELAY.search(s["timing"]) for s in samples) if m]
         assert len(delays) == len(samples), [s["timing"] for s in samples]
         counts = [k for _, k in delays]
         assert counts[-1] > counts[0], counts
@@ -306,12 +250,12 @@ def test_inputs_have_accessible_names(app_server, browser, artifacts):
         assert upload.evaluate("e => e.closest('#zs-photo') !== null")
         classify = page.get_by_role("button", name="Classify photo", exact=True)
         expect(classify).to_have_id("zs-classify")
-        from studio.ui.zero_shot_tab import EXAMPLE_NAMES
+        from studio.ui.components import EXAMPLE_NAMES
 
         for name in EXAMPLE_NAMES.values():  # example photos are buttons with names, not unlabelled thumbnails
             expect(page.get_by_role("button", name=name, exact=True)).to_have_count(1)
 
-        page.get_by_role("button", name=re.compile(r"^Model and runtime")).click()
+        toggle_accordion(page, "Model and runtime")
         model = page.get_by_role("combobox", name="Model", exact=True)
         expect(model).to_be_visible()
         assert model.evaluate("e => e.closest('#zs-model') !== null")

@@ -9,15 +9,8 @@ which are plain text in and text out, are checked against fixed strings.
 
 from __future__ import annotations
 
-import hashlib
-import html
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +19,23 @@ from gradio_client import Client, handle_file
 
 from studio.tasks.caption import VERBOSITY
 from studio.tasks.phrasing import GUESSING_BELOW, UNSURE_BELOW, hedged, without_age_and_looks
+from tests.helpers import (
+    HAS_GPU,
+    SKIPPED,
+    assert_missing_model_state,
+    assert_plain_sentence,
+    assert_speech_wav,
+    error_sentence,
+    outputs_and_toasts,
+    read_verified_export,
+    stdout_json,
+    studio,
+    text_of,
+    write_test_files,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_HUB_MODEL = "Salesforce/blip-image-captioning-base"  # the registry's caption model; not on this machine
-HAS_GPU = any(Path("/dev").glob("nvidia[0-9]*"))
 LONG_PREFIX = " ".join(["cat"] * 500) + "s"  # 2,000 characters: "cat cat ... cats"
-SKIPPED = {"__type__": "update"}  # what gradio_client returns for an output the handler left unchanged (gr.skip())
 
 
 # Fixtures ---------------------------------------------------------------------------------------------------------
@@ -51,17 +55,7 @@ def app_models_dir(caption_app) -> Path:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, photos, tiny_clip_dir) -> dict[str, Path]:
     """Photos as files, files that are not usable photos, and a zero-shot (CLIP) model folder."""
-    d = tmp_path_factory.mktemp("caption-files")
-    out = {}
-    for name, photo in photos.items():
-        out[name] = d / f"{name}.jpg"
-        photo.save(out[name], quality=90)
-    out["empty"] = d / "empty.jpg"
-    out["empty"].write_bytes(b"")
-    out["corrupt"] = d / "corrupt.jpg"
-    out["corrupt"].write_bytes(out["chelsea"].read_bytes()[:300])  # a JPEG cut off after its headers
-    out["text"] = d / "notes.png"
-    out["text"].write_text("shopping list: milk, eggs, coffee\n")
+    out = write_test_files(tmp_path_factory.mktemp("caption-files"), photos, "empty", "corrupt", "text")
     out["clip"] = tiny_clip_dir
     return out
 
@@ -106,28 +100,7 @@ def caption(
         can_speak,
         api_name="/caption",
     )
-    outputs = job.result(timeout=120)
-    toasts = []
-    updates = job.communicator.updates
-    while not updates.empty():
-        update = updates.get_nowait()
-        if getattr(update, "log", None):
-            toasts.append(update.log)
-    return outputs, toasts
-
-
-def text_of(announce_html: str) -> str:
-    """The words in the live region's HTML."""
-    return html.unescape(re.sub(r"<[^>]+>", "", announce_html)).strip()
-
-
-def assert_plain_sentence(sentence: str, *key_words: str) -> None:
-    assert sentence, "no sentence was shown"
-    for word in key_words:
-        assert word.lower() in sentence.lower(), f"{word!r} not in {sentence!r}"
-    for jargon in ("Traceback", "Exception", "Error:", "errno", 'File "'):
-        assert jargon not in sentence, f"{jargon!r} in {sentence!r}"
-    assert sentence.rstrip()[-1] in ".!?", f"not a whole sentence: {sentence!r}"
+    return outputs_and_toasts(job)
 
 
 def assert_described(outputs, expected) -> None:
@@ -145,31 +118,6 @@ def assert_still_serving(client, files, tiny_blip_dir, caption_reference) -> Non
     outputs, toasts = caption(client, files["chelsea"], tiny_blip_dir)
     assert_described(outputs, caption_reference(files["chelsea"]))
     assert not [t for t in toasts if t[1] == "warning"], toasts
-
-
-def wav_facts(path) -> dict:
-    """Channels, sample width, seconds and peak level of a WAV file (fails if it is not one)."""
-    with wave.open(str(path), "rb") as w:
-        channels, width, rate, frames = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-        samples = np.frombuffer(w.readframes(frames), dtype="<i2") if width == 2 else np.zeros(0)
-    return {
-        "channels": channels,
-        "width": width,
-        "seconds": frames / rate,
-        "peak": int(np.abs(samples.astype(np.int32)).max()) if samples.size else 0,
-    }
-
-
-def assert_speech_wav(path) -> dict:
-    facts = wav_facts(path)
-    assert facts["channels"] == 1 and facts["width"] == 2, facts  # mono 16-bit
-    assert facts["seconds"] > 0.5, facts
-    assert facts["peak"] > 1000, f"silent speech: {facts}"
-    return facts
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # The tiny model itself ---------------------------------------------------------------------------------------------
@@ -329,10 +277,7 @@ def test_bad_server_voice_still_shows_the_description(client, files, tiny_blip_d
 
 def test_model_state_of_missing_default_model(client, app_models_dir):
     state = client.predict(DEFAULT_HUB_MODEL, api_name="/cap_model_state")
-    assert "missing" in state
-    assert "downloaded on first use" in state and "internet" in state
-    assert str(app_models_dir / DEFAULT_HUB_MODEL) in state  # where to copy it by hand
-    assert "exported to ONNX" not in state
+    assert_missing_model_state(state, app_models_dir, DEFAULT_HUB_MODEL)
 
 
 def test_model_state_of_exported_tiny_folder(client, tiny_blip_dir):
@@ -344,14 +289,8 @@ def test_model_state_of_exported_tiny_folder(client, tiny_blip_dir):
 
 def test_export_of_missing_model_says_why(client, app_models_dir):
     exports = set(app_models_dir.glob("caption/*"))
-    job = client.submit(DEFAULT_HUB_MODEL, api_name="/cap_export_model")
-    state = job.result(timeout=120)
+    state, toasts = outputs_and_toasts(client.submit(DEFAULT_HUB_MODEL, api_name="/cap_export_model"))
     assert "missing" in state
-    toasts = []
-    while not job.communicator.updates.empty():
-        update = job.communicator.updates.get_nowait()
-        if getattr(update, "log", None):
-            toasts.append(update.log)
     warnings = [m for m, level in toasts if level == "warning"]
     assert len(warnings) == 1, toasts
     assert_plain_sentence(warnings[0], DEFAULT_HUB_MODEL, "not on this computer")
@@ -439,49 +378,9 @@ def test_hedged_does_not_double_the_full_stop(text, sure, unsure):
 
 
 @pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("caption-cli-home")
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(home / "hf"),  # an empty Hugging Face cache: nothing downloaded on this "machine"
-        "STUDIO_MODELS_DIR": str(home / "default-models"),  # never the checkout's exported/ folder
-        "PYTHONWARNINGS": "ignore",
-    }
-
-
-@pytest.fixture(scope="module")
 def cli_models_dir(tmp_path_factory, caption_models_dir) -> Path:
     """A copy of the shared caption export, for commands that might write."""
     return shutil.copytree(caption_models_dir, tmp_path_factory.mktemp("caption-cli-models") / "exported")
-
-
-def studio(env: dict[str, str], *args, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "studio", *map(str, args)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def stdout_json(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
-
-
-def error_sentence(proc: subprocess.CompletedProcess) -> str:
-    """The one `studio: ...` sentence on stderr of a failed command (progress bars drawn before it are dropped)."""
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.stdout == "", "a failed command printed JSON"
-    lines = [ln.strip() for ln in re.split(r"[\r\n]", proc.stderr) if ln.strip().startswith("studio: ")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0][len("studio: ") :]
 
 
 def test_cli_predict_caption_with_speech(cli_env, files, cli_models_dir, tiny_blip_dir, caption_reference, tmp_path):
@@ -560,20 +459,10 @@ def test_cli_export_caption_writes_a_verified_manifest(cli_env, tiny_blip_dir, t
     copy = shutil.copytree(tiny_blip_dir, tmp_path / "my-blip")
     out_dir = tmp_path / "out"
     printed = stdout_json(studio(cli_env, "export", "caption", "--model", copy, "--out", out_dir))
-    directory = Path(printed["export_dir"])
-    assert directory.parent == out_dir.resolve() / "caption"
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert printed["manifest"] == manifest
-    assert manifest["task"] == "caption" and manifest["family"] == "blip"
-    assert manifest["source"]["kind"] == "directory" and manifest["source"]["path"] == str(copy)
-    assert set(manifest["graphs"]) == {"image_encoder", "text_decoder"}
-    for name, entry in manifest["graphs"].items():
-        assert entry["sha256"], name
-        for file_name, digest in entry["sha256"].items():
-            assert sha256(directory / file_name) == digest, file_name
-        assert 0 <= entry["max_abs_diff"] <= entry["tolerance"]["atol"], (name, entry)
+    directory, manifest = read_verified_export(
+        printed, out_dir, "caption", "blip", copy, {"image_encoder", "text_decoder"}
+    )
     assert manifest["variants"] == {}
-    assert not [p for p in directory.parent.iterdir() if p.name.startswith(".")], "temporary folders left behind"
 
     # What the manifest claims holds on its own: the exported image encoder gives PyTorch's vision features.
     model = BlipForConditionalGeneration.from_pretrained(str(copy)).eval()

@@ -7,33 +7,31 @@ describe announces, with a bounded delay, and never announces the same words twi
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
-import shutil
 import time
 import wave
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.camera_file import letterbox, write_y4m
+from tests.helpers import (
+    DELAY,
+    REPO,
+    WAIT_MS,
+    assert_speech_panel_named,
+    launch_chromium,
+    open_page,
+    screenshot_on_failure,
+    toggle_accordion,
+    within,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACT_PREFIX = "browser-caption"  # screenshots: test-artifacts/browser-caption-*.png (the `artifacts` fixture)
 PHOTO = REPO / "assets" / "images" / "chelsea.jpg"
-WAIT_MS = 30_000  # generous: the machine may have 2 cores and other tests running
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # The audio players inside #cap-audio, through the shadow roots gradio's waveform player renders them in.
 _AUDIO_PLAYERS_JS = """() => {
@@ -75,65 +73,16 @@ _WATCH_ANNOUNCEMENTS_JS = """() => {
     snapshot();
 }"""
 
-_DELAY = re.compile(r"Delay (\d+) ms from frame to result \(median of the last (\d+) frames?\)")
 
-
-# Fixtures ------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's chromium; its absence fails the tests (scripts/bootstrap --dev installs it)."""
-    path = shutil.which("chromium")
-    assert path, "chromium is not on PATH: install Debian's chromium (scripts/bootstrap --dev does)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def pw():
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(pw, chromium) -> Browser:
-    b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    for stale in ARTIFACTS.glob("browser-caption-*-FAILED.png"):  # from an earlier failed run
-        stale.unlink()
-    return ARTIFACTS
+# Helpers -------------------------------------------------------------------------------------------------------
 
 
 def new_page(browser: Browser, url: str) -> Page:
     """A fresh page on the Caption tab."""
-    context = browser.new_context(permissions=["camera", "microphone"], viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    page.goto(url)
+    page = open_page(browser, url)
     page.get_by_role("tab", name="Caption", exact=True).click()
     expect(page.locator("#cap-describe-photo")).to_be_visible()
     return page
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page: Page, path: Path):
-    """Saves a screenshot of the page as it was when an assertion failed."""
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-        raise
-
-
-def open_accordion(page: Page, title: str) -> None:
-    page.get_by_role("button", name=re.compile(rf"^{re.escape(title)}")).click()
 
 
 def set_slider_to_minimum(page: Page, label: str) -> str:
@@ -182,7 +131,7 @@ def test_describe_photo_with_the_keyboard_and_the_server_voice(caption_app, brow
 
         # The server's voice, chosen in the Speech panel: a new description comes with a sound file that plays.
         before = speech_link(page)
-        open_accordion(page, "Speech")
+        toggle_accordion(page, "Speech")
         page.get_by_role("radio", name="The server's voice (espeak-ng)", exact=True).check()
         page.keyboard.press("Alt+Shift+D")
         page.wait_for_function(
@@ -222,15 +171,7 @@ def test_live_describe_announces_only_new_words(
         Image.fromarray(frame).save(tmp_path / f"frame{i}.png")
     distinct_captions = len({caption_reference(tmp_path / f"frame{i}.png").text for i in range(len(frames))})
 
-    live_browser = pw.chromium.launch(
-        executable_path=chromium,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
+    live_browser = launch_chromium(pw, chromium, fake_video=video)
     try:
         page = new_page(live_browser, url)
         with screenshot_on_failure(page, artifacts / "browser-caption-live-FAILED.png"):
@@ -240,7 +181,7 @@ def test_live_describe_announces_only_new_words(
             # Speak at every look that finds new words: then only the "never repeat" rule keeps repeats quiet.
             set_slider_to_minimum(page, "How much the scene must change to speak")
             # The server's voice, so that every announcement leaves a new sound file to count.
-            open_accordion(page, "Speech")
+            toggle_accordion(page, "Speech")
             page.get_by_role("radio", name="The server's voice (espeak-ng)", exact=True).check()
             page.evaluate(_WATCH_ANNOUNCEMENTS_JS)
 
@@ -262,7 +203,7 @@ def test_live_describe_announces_only_new_words(
             record.click()  # Stop
             expect(record).to_contain_text("Record")
 
-        delay = _DELAY.search(timing)
+        delay = DELAY.search(timing)
         assert delay, timing
         assert int(delay.group(1)) < 5000, timing
         assert int(delay.group(2)) >= 8 / interval / 2, f"the camera was looked at too rarely: {timing}"
@@ -288,17 +229,9 @@ def test_live_describe_announces_only_new_words(
 def test_caption_controls_have_accessible_names(caption_app, browser, artifacts):
     """Every control of the Caption tab can be found by its accessible name, inside the element we mean."""
     from studio.ui.caption_tab import VERBOSITY_CHOICES
-    from studio.ui.speech_panel import SOURCE_CHOICES
 
     url, _ = caption_app
     page = new_page(browser, url)
-
-    def within(locator, element_id: str) -> None:
-        locator = locator.filter(visible=True)  # other tabs, hidden, may have controls of the same name
-        expect(locator).to_have_count(1)
-        expect(locator).to_be_visible()
-        assert locator.evaluate(f"e => e.closest('#{element_id}') !== null"), element_id
-
     with screenshot_on_failure(page, artifacts / "browser-caption-a11y-FAILED.png"):
         within(page.get_by_role("button", name="Drop an image file here to upload"), "cap-photo")
         within(page.get_by_role("button", name="Describe photo", exact=True), "cap-describe-photo")
@@ -310,25 +243,18 @@ def test_caption_controls_have_accessible_names(caption_app, browser, artifacts)
         within(page.get_by_role("slider", name="Look every (seconds)"), "cap-interval")
         within(page.get_by_role("slider", name="How much the scene must change to speak"), "cap-threshold")
 
-        open_accordion(page, "Speech")
-        within(page.get_by_role("checkbox", name="Speak descriptions aloud"), "cap-speak")
-        for name, _ in SOURCE_CHOICES:
-            within(page.get_by_role("radio", name=name, exact=True), "cap-voice-source")
-        within(page.get_by_role("slider", name="Speaking rate (words per minute)"), "cap-rate")
-        within(page.get_by_role("combobox", name="Server voice", exact=True), "cap-server-voice")
-        browser_voice = page.get_by_label("Browser voice", exact=True).filter(visible=True)
-        expect(browser_voice).to_have_count(1)
-        expect(browser_voice).to_have_id("cap-browser-voice")
+        toggle_accordion(page, "Speech")
+        browser_voice = assert_speech_panel_named(page, "cap", "Speak descriptions aloud")
         assert browser_voice.evaluate("e => e.tagName") == "SELECT"
         expect(page.locator("label[for=cap-browser-voice]")).to_have_text("Browser voice")
 
-        open_accordion(page, "What to say")
+        toggle_accordion(page, "What to say")
         for name, _ in VERBOSITY_CHOICES:
             within(page.get_by_role("radio", name=name, exact=True), "cap-verbosity")
         within(page.get_by_label("Start the description with (optional)", exact=True), "cap-prefix")
         within(page.get_by_role("checkbox", name="Describe people's age and looks"), "cap-people")
 
-        open_accordion(page, "Advanced decoding")
+        toggle_accordion(page, "Advanced decoding")
         for label, element_id in [
             ("Beams (1 = greedy)", "cap-beams"),
             ("Most word pieces", "cap-max-new"),
@@ -337,7 +263,7 @@ def test_caption_controls_have_accessible_names(caption_app, browser, artifacts)
         ]:
             within(page.get_by_role("slider", name=label), element_id)
 
-        open_accordion(page, "Model and runtime")
+        toggle_accordion(page, "Model and runtime")
         within(page.get_by_role("combobox", name="Model", exact=True), "cap-model")
 
         announce = page.locator("#cap-announce")

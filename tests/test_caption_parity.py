@@ -8,8 +8,9 @@ import torch
 from transformers import BlipForConditionalGeneration, BlipProcessor
 
 from studio.generation import GenerationSettings
-from studio.media.image import ImagePreprocessing, load_image
+from studio.media.image import ImagePreprocessing
 from studio.tasks.caption import CaptionTask
+from tests.helpers import assert_preprocessing_matches
 
 DECODING = {
     "greedy": dict(max_new_tokens=12),
@@ -46,9 +47,7 @@ def task(request, tiny_blip_dir, caption_models_dir):
 def test_preprocessing_matches_processor(tiny_blip_dir, photos):
     ours = ImagePreprocessing.from_dir(tiny_blip_dir)
     processor = BlipProcessor.from_pretrained(str(tiny_blip_dir)).image_processor
-    for photo in photos.values():
-        expected = processor(images=[photo], return_tensors="np")["pixel_values"][0]
-        np.testing.assert_allclose(ours(load_image(photo)), expected, atol=1e-5)
+    assert_preprocessing_matches(ours, processor, photos.values())
 
 
 def test_preprocessing_matches_processor_at_blip_resolution(photos):
@@ -56,9 +55,7 @@ def test_preprocessing_matches_processor_at_blip_resolution(photos):
 
     processor = BlipImageProcessor()  # Salesforce/blip-image-captioning-base's settings: 384x384 bicubic
     ours = ImagePreprocessing(None, 384, 384, None, None, 3, 1 / 255, processor.image_mean, processor.image_std)
-    for photo in photos.values():
-        expected = processor(images=[photo], return_tensors="np")["pixel_values"][0]
-        np.testing.assert_allclose(ours(load_image(photo)), expected, atol=1e-5)
+    assert_preprocessing_matches(ours, processor, photos.values())
 
 
 @pytest.mark.parametrize("decoding", list(DECODING), ids=list(DECODING))

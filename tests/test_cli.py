@@ -1,80 +1,36 @@
 """The `studio` command, run as a user runs it: a separate process, JSON on stdout, sentences on stderr.
 
 Scores are compared with transformers' own zero-shot pipeline on the same weights. Bad input must end with exit
-status 2 and one plain sentence, never a traceback. No model hub is reachable (HF_HUB_OFFLINE=1 and an empty
-HF_HOME), as on a machine without internet.
+status 2 and one plain sentence, never a traceback. No model hub is reachable (the `cli_env` fixture:
+HF_HUB_OFFLINE=1 and an empty HF_HOME), as on a machine without internet.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import (
+    HAS_GPU,
+    assert_plain_sentence,
+    error_sentence,
+    sha256,
+    stdout_json,
+    studio,
+    write_test_files,
+)
+
 TEMPLATE = "a photo of a {}."
 LABELS = ["cat", "dog", "cup of coffee"]
 DEFAULT_HUB_MODEL = "openai/clip-vit-base-patch32"
-HAS_GPU = any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 # Fixtures and helpers ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("cli-home")
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HOME": str(home / "hf"),  # an empty Hugging Face cache: nothing downloaded on this "machine"
-        "STUDIO_MODELS_DIR": str(home / "default-models"),  # never the checkout's exported/ folder
-        "PYTHONWARNINGS": "ignore",
-    }
-
-
-def studio(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "studio", *map(str, args)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def stdout_json(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
-
-
-def error_sentence(proc: subprocess.CompletedProcess) -> str:
-    """The sentence `studio: ...` on stderr of a failed command (progress bars drawn before it are dropped)."""
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.stdout == "", "a failed command printed JSON"
-    lines = [ln.strip() for ln in re.split(r"[\r\n]", proc.stderr) if ln.strip().startswith("studio: ")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0][len("studio: ") :]
-
-
-def assert_plain_sentence(sentence: str, *key_words: str) -> None:
-    for word in key_words:
-        assert word.lower() in sentence.lower(), f"{word!r} not in {sentence!r}"
-    for jargon in ("Traceback", "Exception", "Error:", "errno", 'File "'):
-        assert jargon not in sentence, f"{jargon!r} in {sentence!r}"
-    assert sentence.rstrip()[-1] in ".!?", f"not a whole sentence: {sentence!r}"
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +41,7 @@ def cli_models_dir(tmp_path_factory, exported_models_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, photos) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("cli-files")
-    out = {}
-    for name, photo in photos.items():
-        out[name] = d / f"{name}.jpg"
-        photo.save(out[name], quality=90)
-    out["empty"] = d / "empty.jpg"
-    out["empty"].write_bytes(b"")
-    out["corrupt"] = d / "corrupt.jpg"
-    out["corrupt"].write_bytes(out["chelsea"].read_bytes()[:300])
-    out["text"] = d / "notes.png"
-    out["text"].write_text("shopping list: milk, eggs, coffee\n")
-    out["not_model"] = d / "holiday-photos"
-    out["not_model"].mkdir()
-    (out["not_model"] / "readme.txt").write_text("not a model")
-    return out
+    return write_test_files(tmp_path_factory.mktemp("cli-files"), photos, "empty", "corrupt", "text", "not_model")
 
 
 def assert_labels_match(labels: list[dict], expected: list[tuple[str, float]]) -> None:
@@ -109,10 +51,6 @@ def assert_labels_match(labels: list[dict], expected: list[tuple[str, float]]) -
     for r, (_, want) in zip(labels, expected, strict=True):
         assert r["score"] == pytest.approx(want, abs=1e-4)
     assert sum(scores) == pytest.approx(1.0, abs=1e-6)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # Help -------------------------------------------------------------------------------------------------------------
@@ -133,7 +71,7 @@ def test_help_is_fast(cli_env):
 # predict ----------------------------------------------------------------------------------------------------------
 
 
-def predict(env, image, models_dir, model, *extra):
+def predict(env, image, models_dir, model, *extra, labels=LABELS):
     return studio(
         env,
         "predict",
@@ -141,7 +79,7 @@ def predict(env, image, models_dir, model, *extra):
         "--image",
         image,
         "--labels",
-        ",".join(LABELS),
+        ",".join(labels),
         "--model",
         model,
         "--models-dir",
@@ -327,24 +265,13 @@ def test_launcher_rejects_a_bad_model_choice(pair, cli_env, models_dir):
 
 
 def test_template_with_a_stray_brace_is_not_a_traceback(cli_env, files, cli_models_dir, tiny_clip_dir):
-    proc = studio(
+    proc = predict(
         cli_env,
-        "predict",
-        "zero-shot",
-        "--image",
         files["chelsea"],
-        "--labels",
-        "cat,dog",
-        "--model",
-        tiny_clip_dir,
-        "--models-dir",
         cli_models_dir,
-        "--backend",
-        "onnx",
-        "--device",
-        "cpu",
-        "--template",
-        "a {} in {style}",
+        tiny_clip_dir,
+        *("--backend", "onnx", "--device", "cpu", "--template", "a {} in {style}"),
+        labels=["cat", "dog"],
     )
     assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
     if proc.returncode != 0:  # refusing the template in words is as good as taking its braces literally
@@ -356,21 +283,6 @@ def test_model_folder_without_processor_files_gets_a_sentence(cli_env, files, ti
     weights_only.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(tiny_clip_dir / name, weights_only / name)
-    proc = studio(
-        cli_env,
-        "predict",
-        "zero-shot",
-        "--image",
-        files["chelsea"],
-        "--labels",
-        "cat,dog",
-        "--model",
-        weights_only,
-        "--models-dir",
-        models_dir,
-        "--backend",
-        "torch",
-        "--device",
-        "cpu",
-    )
+    extra = ("--backend", "torch", "--device", "cpu")
+    proc = predict(cli_env, files["chelsea"], models_dir, weights_only, *extra, labels=["cat", "dog"])
     assert_plain_sentence(error_sentence(proc), "weights-only-clip")

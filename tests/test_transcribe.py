@@ -16,15 +16,9 @@ from scipy.signal import resample_poly
 from studio.errors import ModelUnavailableError, StudioError
 from studio.media.audio import BadAudioError, RecordingTooShortError, SilentRecordingError
 from studio.tasks.transcribe import NOTHING_HEARD, NoWordsError, TranscribeTask, split_into_windows
-from tests.tiny_whisper import ffmpeg_decode, make_tiny_whisper, speak_wav
+from tests.tiny_whisper import ffmpeg_decode, speak_wav
 
 RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def whisper_dir(tmp_path_factory) -> Path:
-    """A tiny random Whisper in Hugging Face format with tiny.en's tokenizer and feature extractor."""
-    return make_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper")
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +27,17 @@ def speech_wav(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def task(whisper_dir, tmp_path_factory) -> TranscribeTask:
-    return TranscribeTask.load(str(whisper_dir), tmp_path_factory.mktemp("exported"), backend="auto", device="cpu")
+def task(tiny_whisper_dir, tmp_path_factory) -> TranscribeTask:
+    return TranscribeTask.load(str(tiny_whisper_dir), tmp_path_factory.mktemp("exported"), backend="auto", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def reference(whisper_dir):
+def reference(tiny_whisper_dir):
     """transformers' own WhisperProcessor and model on the same folder."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    processor = WhisperProcessor.from_pretrained(str(whisper_dir))
-    model = WhisperForConditionalGeneration.from_pretrained(str(whisper_dir)).eval()
+    processor = WhisperProcessor.from_pretrained(str(tiny_whisper_dir))
+    model = WhisperForConditionalGeneration.from_pretrained(str(tiny_whisper_dir)).eval()
     return processor, model
 
 
@@ -92,11 +86,11 @@ def test_transcript_equals_generate(task, reference, speech_wav):
     assert result.latency_ms > 0 and result.as_dict()["text"] == expected_text
 
 
-def test_transcript_equals_the_asr_pipeline(task, whisper_dir, speech_wav):
+def test_transcript_equals_the_asr_pipeline(task, tiny_whisper_dir, speech_wav):
     from transformers import pipeline
 
     waveform = task.waveform(speech_wav)
-    pipe = pipeline("automatic-speech-recognition", model=str(whisper_dir), device="cpu")
+    pipe = pipeline("automatic-speech-recognition", model=str(tiny_whisper_dir), device="cpu")
     # The pipeline's own defaults (5 beams, 256 new tokens) would override the model's generation config, which our
     # task follows (greedy, its max_length): ask for the model's settings explicitly.
     config = pipe.model.generation_config
@@ -105,9 +99,9 @@ def test_transcript_equals_the_asr_pipeline(task, whisper_dir, speech_wav):
     assert task(waveform).text == out["text"].strip()
 
 
-def test_onnx_backend_is_refused_with_a_sentence(whisper_dir, tmp_path):
+def test_onnx_backend_is_refused_with_a_sentence(tiny_whisper_dir, tmp_path):
     with pytest.raises(StudioError, match="runs with PyTorch only") as raised:
-        TranscribeTask.load(str(whisper_dir), tmp_path, backend="onnx", device="cpu")
+        TranscribeTask.load(str(tiny_whisper_dir), tmp_path, backend="onnx", device="cpu")
     assert "choose PyTorch or Automatic" in str(raised.value)
 
 

@@ -9,8 +9,6 @@ KeyError('process_streaming')); the browser tests cover it.
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
 import re
 import shutil
@@ -19,11 +17,20 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
+from tests.helpers import (
+    HAS_GPU,
+    assert_missing_model_state,
+    assert_plain_sentence,
+    outputs_and_toasts,
+    sha256,
+    text_of,
+    write_test_files,
+)
+
 TEMPLATE = "a photo of a {}."
 LABELS = ["cat", "astronaut", "cup of coffee", "rocket", "dog"]
 MISSING_HUB_MODEL = "openai/clip-vit-base-patch16"  # in the registry, not on this machine, not downloadable here
 DEFAULT_HUB_MODEL = "openai/clip-vit-base-patch32"
-HAS_GPU = any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 # Fixtures ---------------------------------------------------------------------------------------------------------
@@ -44,19 +51,7 @@ def app_models_dir(app_server) -> Path:
 def files(tmp_path_factory, photos) -> dict[str, Path]:
     """Photos as files, and files that are not usable photos."""
     d = tmp_path_factory.mktemp("ui-files")
-    out = {}
-    for name, photo in photos.items():
-        out[name] = d / f"{name}.jpg"
-        photo.save(out[name], quality=90)
-    out["empty"] = d / "empty.jpg"
-    out["empty"].write_bytes(b"")
-    out["corrupt"] = d / "corrupt.jpg"
-    out["corrupt"].write_bytes(out["chelsea"].read_bytes()[:300])  # a JPEG cut off after its headers
-    out["text"] = d / "notes.png"
-    out["text"].write_text("shopping list: milk, eggs, coffee\n")
-    out["not_model"] = d / "holiday-photos"
-    out["not_model"].mkdir()
-    (out["not_model"] / "readme.txt").write_text("not a model")
+    out = write_test_files(d, photos, "empty", "corrupt", "text", "not_model")
     out["bert"] = d / "some-bert"
     out["bert"].mkdir()
     (out["bert"] / "config.json").write_text(json.dumps({"model_type": "bert"}))
@@ -90,19 +85,7 @@ def classify(
         template,
         api_name="/classify",
     )
-    outputs = job.result(timeout=120)
-    toasts = []
-    updates = job.communicator.updates
-    while not updates.empty():
-        update = updates.get_nowait()
-        if getattr(update, "log", None):
-            toasts.append(update.log)
-    return outputs, toasts
-
-
-def text_of(announce_html: str) -> str:
-    """The words in the live region's HTML."""
-    return html.unescape(re.sub(r"<[^>]+>", "", announce_html)).strip()
+    return outputs_and_toasts(job)
 
 
 def scores_of(label_output) -> list[tuple[str, float]]:
@@ -116,23 +99,10 @@ def assert_matches_reference(got: list[tuple[str, float]], expected: list[tuple[
         assert score == pytest.approx(want, abs=1e-4)
 
 
-def assert_plain_sentence(sentence: str, *key_words: str) -> None:
-    assert sentence, "no sentence was shown"
-    for word in key_words:
-        assert word.lower() in sentence.lower(), f"{word!r} not in {sentence!r}"
-    for jargon in ("Traceback", "Exception", "Error:", "errno", 'File "'):
-        assert jargon not in sentence, f"{jargon!r} in {sentence!r}"
-    assert sentence.rstrip()[-1] in ".!?", f"not a whole sentence: {sentence!r}"
-
-
 def assert_still_serving(client, files, tiny_clip_dir, reference) -> None:
     outputs, _ = classify(client, files["chelsea"], ", ".join(LABELS), tiny_clip_dir)
     assert_matches_reference(scores_of(outputs[0]), reference(files["chelsea"], LABELS))
     assert text_of(outputs[1]).startswith("Best match:")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def flip_bytes(path: Path) -> None:
@@ -276,10 +246,7 @@ def test_model_folder_without_processor_files_gets_a_sentence(client, files, tin
 
 def test_model_state_of_missing_default_model(client, app_models_dir):
     state = client.predict(DEFAULT_HUB_MODEL, api_name="/zs_model_state")
-    assert "missing" in state
-    assert "downloaded on first use" in state and "internet" in state
-    assert str(app_models_dir / DEFAULT_HUB_MODEL) in state  # where to copy it by hand
-    assert "exported to ONNX" not in state
+    assert_missing_model_state(state, app_models_dir, DEFAULT_HUB_MODEL)
 
 
 def test_model_state_of_exported_local_folder(client, tiny_clip_dir):
@@ -323,14 +290,8 @@ def test_export_model_creates_a_verified_export(client, app_models_dir, tiny_cli
 
 
 def test_export_of_missing_model_says_why(client, app_models_dir):
-    job = client.submit(MISSING_HUB_MODEL, api_name="/zs_export_model")
-    state = job.result(timeout=120)
+    state, toasts = outputs_and_toasts(client.submit(MISSING_HUB_MODEL, api_name="/zs_export_model"))
     assert "missing" in state
-    toasts = []
-    while not job.communicator.updates.empty():
-        update = job.communicator.updates.get_nowait()
-        if getattr(update, "log", None):
-            toasts.append(update.log)
     warnings = [m for m, level in toasts if level == "warning"]
     assert len(warnings) == 1, toasts
     assert_plain_sentence(warnings[0], MISSING_HUB_MODEL, "not on this computer")

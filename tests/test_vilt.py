@@ -1,8 +1,8 @@
 """ViLT VQA: our preprocessing, graph, ONNX export and answers agree with transformers on the same weights.
 
 The reference is transformers itself: `ViltProcessor` (with the PIL image processor, the one installed here) feeding
-`ViltForQuestionAnswering`, and the visual-question-answering pipeline's scoring (sigmoid + top-k), restated here
-because transformers 5 no longer ships that pipeline.
+`ViltForQuestionAnswering` (the `vilt_logits` fixture), and the visual-question-answering pipeline's scoring
+(sigmoid + top-k), restated in tests/helpers.py because transformers 5 no longer ships that pipeline.
 """
 
 from __future__ import annotations
@@ -16,17 +16,12 @@ from PIL import Image
 
 from studio.families import get_family, vilt
 from studio.media.image import ViltImagePreprocessing
-from tests.tiny_vilt import ANSWERS, make_tiny_vilt_vqa
+from tests.helpers import pipeline_top_answers
+from tests.tiny_vilt import ANSWERS
 
 QUESTIONS = ("What color is the cat?", "How many cups are on the table?", "is this a photo of a person in space")
 TOLERANCE = 1e-4
 SPEC = vilt.GRAPHS[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_vilt_dir(tmp_path_factory):
-    """A tiny random ViLT VQA model in Hugging Face format with the real bert-base-uncased tokenizer."""
-    return make_tiny_vilt_vqa(tmp_path_factory.mktemp("models") / "tiny-vilt")
 
 
 @pytest.fixture(scope="module")
@@ -51,32 +46,6 @@ def vqa_photos(photos):
     return {**photos, "chelsea-portrait": photos["chelsea"].transpose(Image.Transpose.ROTATE_90)}
 
 
-def _reference_processor(model_dir):
-    from transformers import AutoTokenizer, ViltImageProcessorPil, ViltProcessor
-
-    return ViltProcessor(
-        image_processor=ViltImageProcessorPil.from_pretrained(str(model_dir)),
-        tokenizer=AutoTokenizer.from_pretrained(str(model_dir)),
-    )
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_vilt_dir):
-    """transformers on the tiny model: logits(photo, question, **processor_kwargs) -> (1, answers) numpy."""
-    from transformers import ViltForQuestionAnswering
-
-    model = ViltForQuestionAnswering.from_pretrained(str(tiny_vilt_dir)).eval()
-    processor = _reference_processor(tiny_vilt_dir)
-
-    def logits(photo, question, **kwargs):
-        inputs = processor(images=photo, text=question, return_tensors="pt", **kwargs)
-        with torch.inference_mode():
-            return model(**inputs).logits.numpy()
-
-    logits.model = model
-    return logits
-
-
 @pytest.fixture(scope="module")
 def inputs(tiny_vilt_dir):
     return vilt.ViltInputs(tiny_vilt_dir)
@@ -85,12 +54,6 @@ def inputs(tiny_vilt_dir):
 def _run(module, feed):
     with torch.inference_mode():
         return module(*(torch.from_numpy(feed[name]) for name in SPEC.input_names)).numpy()
-
-
-def _pipeline_top_answers(model, logits, top_k=5):
-    """The visual-question-answering pipeline's postprocess (transformers 4.x): sigmoid, then topk."""
-    scores, ids = torch.from_numpy(logits).sigmoid()[0].topk(min(top_k, model.config.num_labels))
-    return [{"score": s, "answer": model.config.id2label[i]} for s, i in zip(scores.tolist(), ids.tolist())]
 
 
 def _save_processor(processor, directory):
@@ -143,30 +106,30 @@ def test_batches_of_differently_sized_images_are_refused(inputs, vqa_photos):
         inputs([vqa_photos["chelsea"], vqa_photos["chelsea-portrait"]], ["what is it?", "what is it?"])
 
 
-def test_graph_module_matches_transformers(tiny_vilt_dir, reference, inputs, vqa_photos):
+def test_graph_module_matches_transformers(tiny_vilt_dir, vilt_logits, inputs, vqa_photos):
     module = SPEC.build(vilt.load_model(tiny_vilt_dir)).eval()
     for name, photo in vqa_photos.items():
         for question in QUESTIONS:
             np.testing.assert_allclose(
-                _run(module, inputs(photo, question)), reference(photo, question), atol=TOLERANCE, err_msg=name
+                _run(module, inputs(photo, question)), vilt_logits(photo, question), atol=TOLERANCE, err_msg=name
             )
         # Several questions about one photo run as one batch; the shorter ones are padded and masked.
         batch = _run(module, inputs(photo, list(QUESTIONS)))
-        expected = np.concatenate([reference(photo, question) for question in QUESTIONS])
+        expected = np.concatenate([vilt_logits(photo, question) for question in QUESTIONS])
         np.testing.assert_allclose(batch, expected, atol=TOLERANCE, err_msg=f"{name}, batch")
 
 
-def test_long_questions_are_cut_at_the_position_limit(tiny_vilt_dir, reference, inputs, vqa_photos):
+def test_long_questions_are_cut_at_the_position_limit(tiny_vilt_dir, vilt_logits, inputs, vqa_photos):
     question = "is there " + " and ".join(["a cat", "a dog", "a cup"] * 10) + " in this picture?"
     feed = inputs(vqa_photos["coffee"], question)
     assert feed["input_ids"].shape == (1, 40)
     assert feed["input_ids"][0, -1] == inputs.tokenizer.sep_token_id
     module = SPEC.build(vilt.load_model(tiny_vilt_dir)).eval()
-    expected = reference(vqa_photos["coffee"], question, truncation=True, max_length=40)
+    expected = vilt_logits(vqa_photos["coffee"], question, truncation=True, max_length=40)
     np.testing.assert_allclose(_run(module, feed), expected, atol=TOLERANCE)
 
 
-def test_export_matches_transformers_at_other_image_sizes(export_dir, reference, vqa_photos):
+def test_export_matches_transformers_at_other_image_sizes(export_dir, vilt_logits, vqa_photos):
     from studio.backends.onnx import OnnxBackend
     from studio.export.exporter import parity_photos
 
@@ -185,12 +148,12 @@ def test_export_matches_transformers_at_other_image_sizes(export_dir, reference,
         feed = prepare(photo, list(QUESTIONS))
         if feed["pixel_values"].shape[2:] != example_size:
             other_sizes.add(feed["pixel_values"].shape[2:])
-        expected = np.concatenate([reference(photo, question) for question in QUESTIONS])
+        expected = np.concatenate([vilt_logits(photo, question) for question in QUESTIONS])
         np.testing.assert_allclose(graph.run(feed)["logits"], expected, atol=TOLERANCE, err_msg=name)
     assert len(other_sizes) >= 2  # square and portrait, both unlike the landscape export example
 
 
-def test_top_answers_match_the_pipeline(export_dir, reference, vqa_photos):
+def test_top_answers_match_the_pipeline(export_dir, vilt_logits, vqa_photos):
     from studio.backends.onnx import OnnxBackend
 
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -201,7 +164,7 @@ def test_top_answers_match_the_pipeline(export_dir, reference, vqa_photos):
         for question in QUESTIONS:
             logits = graph.run(vilt.preprocess_vilt(photo, question, prepare))["logits"]
             ours = vilt.top_answers(logits[0], manifest["metadata"]["id2label"])
-            expected = _pipeline_top_answers(reference.model, reference(photo, question))
+            expected = pipeline_top_answers(vilt_logits.model, vilt_logits(photo, question))
             assert [a["answer"] for a in ours] == [e["answer"] for e in expected], (name, question)
             assert [a["score"] for a in ours] == pytest.approx([e["score"] for e in expected], abs=1e-5)
             rankings.add(tuple(a["answer"] for a in ours))
@@ -210,7 +173,7 @@ def test_top_answers_match_the_pipeline(export_dir, reference, vqa_photos):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_load_graphs_runs_either_backend(backend, tiny_vilt_dir, vqa_models_dir, reference, vqa_photos):
+def test_load_graphs_runs_either_backend(backend, tiny_vilt_dir, vqa_models_dir, vilt_logits, vqa_photos):
     from transformers import AutoTokenizer
 
     from studio.loading import load_graphs
@@ -226,7 +189,7 @@ def test_load_graphs_runs_either_backend(backend, tiny_vilt_dir, vqa_models_dir,
     photo, question = vqa_photos["chelsea-portrait"], QUESTIONS[0]
     feed = vilt.prepare_inputs(graphs.files_dir, tokenizer, photo, question, graphs.metadata["max_text_length"])
     logits = graphs.graphs["vqa_classifier"].run(feed)["logits"]
-    np.testing.assert_allclose(logits, reference(photo, question), atol=TOLERANCE)
+    np.testing.assert_allclose(logits, vilt_logits(photo, question), atol=TOLERANCE)
 
 
 def test_random_full_size_model_from_the_registry(vqa_photos):

@@ -14,9 +14,8 @@ import torch
 
 import studio.tasks.vqa as vqa_module
 from studio.tasks.vqa import MAX_QUESTION_CHARS, BadQuestionError, VqaTask, clean_question
-from tests.test_caption_app import assert_plain_sentence
+from tests.helpers import assert_plain_sentence, pipeline_top_answers
 from tests.test_vilt import QUESTIONS as VILT_QUESTIONS
-from tests.test_vilt import _pipeline_top_answers, _reference_processor
 
 BLIP_QUESTIONS = (
     "what color is the cup?",
@@ -73,18 +72,11 @@ def blip_reference(tiny_blip_vqa_dir):
 
 
 @pytest.fixture(scope="module")
-def vilt_reference(tiny_vilt_dir):
+def vilt_reference(vilt_logits):
     """transformers on the tiny ViLT: top(photo, question, **processor_kwargs) -> the pipeline's top-5 answers."""
-    from transformers import ViltForQuestionAnswering
-
-    model = ViltForQuestionAnswering.from_pretrained(str(tiny_vilt_dir)).eval()
-    processor = _reference_processor(tiny_vilt_dir)
 
     def top(photo, question, **processor_kwargs):
-        inputs = processor(images=photo, text=question, return_tensors="pt", **processor_kwargs)
-        with torch.inference_mode():
-            logits = model(**inputs).logits.numpy()
-        return _pipeline_top_answers(model, logits)
+        return pipeline_top_answers(vilt_logits.model, vilt_logits(photo, question, **processor_kwargs))
 
     return top
 

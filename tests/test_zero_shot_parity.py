@@ -9,6 +9,7 @@ from transformers import CLIPProcessor, pipeline
 
 from studio.media.image import ImagePreprocessing, load_image
 from studio.tasks.zero_shot import ENSEMBLE_TEMPLATES, ZeroShotTask
+from tests.helpers import assert_preprocessing_matches
 
 LABELS = ["cat", "astronaut", "cup of coffee", "rocket", "dog"]
 TEMPLATE = "a photo of a {}."
@@ -32,9 +33,7 @@ def torch_task(tiny_clip_dir, exported_models_dir):
 def test_preprocessing_matches_processor(tiny_clip_dir, photos):
     ours = ImagePreprocessing.from_dir(tiny_clip_dir)
     processor = CLIPProcessor.from_pretrained(str(tiny_clip_dir)).image_processor
-    for photo in photos.values():
-        expected = processor(images=[photo], return_tensors="np")["pixel_values"][0]
-        np.testing.assert_allclose(ours(load_image(photo)), expected, atol=1e-5)
+    assert_preprocessing_matches(ours, processor, photos.values())
 
 
 def test_preprocessing_matches_processor_at_clip_resolution(photos):
@@ -43,9 +42,8 @@ def test_preprocessing_matches_processor_at_clip_resolution(photos):
 
     processor = CLIPImageProcessor()  # the defaults are openai/clip-vit-base-patch32's settings
     ours = ImagePreprocessing(224, None, None, 224, 224, 3, 1 / 255, processor.image_mean, processor.image_std)
-    for photo in (photos["coffee"], photos["coffee"].transpose(0)):  # landscape and portrait
-        expected = processor(images=[photo], return_tensors="np")["pixel_values"][0]
-        np.testing.assert_allclose(ours(load_image(photo)), expected, atol=1e-5)
+    photo = photos["coffee"]
+    assert_preprocessing_matches(ours, processor, (photo, photo.transpose(0)))  # landscape and portrait
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])

@@ -11,6 +11,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+# Every tiny transformer stack here (CLIP's, BLIP's and ViLT's text and vision towers): 2 layers of width 32, 4 heads.
+TINY_STACK = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable character map."""
@@ -66,10 +69,7 @@ def make_tiny_clip(out: Path, vocab_dir: Path, seed: int = 0, image_size: int = 
     config = CLIPConfig(
         text_config=dict(
             vocab_size=49408,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            **TINY_STACK,
             max_position_embeddings=77,
             hidden_act="quick_gelu",
             bos_token_id=0,
@@ -77,10 +77,7 @@ def make_tiny_clip(out: Path, vocab_dir: Path, seed: int = 0, image_size: int = 
             pad_token_id=1,
         ),
         vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            **TINY_STACK,
             image_size=image_size,
             patch_size=8,
             hidden_act="quick_gelu",
@@ -113,19 +110,25 @@ def bert_vocab_path() -> Path:
     return path
 
 
-def blip_tokenizer():
-    """BLIP's tokenizer: bert-base-uncased WordPiece plus [DEC] (30522, the decoder start) and [ENC] (30523)."""
+def bert_tokenizer():
+    """The bert-base-uncased WordPiece tokenizer (`bert_vocab_path`), lower-casing, at most 512 tokens."""
     from transformers import BertTokenizer
 
-    tokenizer = BertTokenizer(vocab=str(bert_vocab_path()), do_lower_case=True, model_max_length=512)
+    return BertTokenizer(vocab=str(bert_vocab_path()), do_lower_case=True, model_max_length=512)
+
+
+def blip_tokenizer():
+    """BLIP's tokenizer: bert-base-uncased WordPiece plus [DEC] (30522, the decoder start) and [ENC] (30523)."""
+    tokenizer = bert_tokenizer()
     tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
     return tokenizer
 
 
-def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Path:
-    """Saves a tiny random BlipForConditionalGeneration with the real BLIP tokenizer and processor settings."""
+def _make_tiny_blip(model_class, out: Path, seed: int, image_size: int) -> Path:
+    """Saves a tiny random BLIP model of `model_class` (caption or VQA head) with the real BLIP tokenizer and processor
+    settings; both heads share this config, so their text and vision towers are alike."""
     import torch
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import BlipConfig, BlipImageProcessor, BlipProcessor
 
     torch.manual_seed(seed)
     tokenizer = blip_tokenizer()
@@ -133,11 +136,8 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
     config = BlipConfig(
         text_config=dict(
             vocab_size=30524,
-            hidden_size=32,
+            **TINY_STACK,
             encoder_hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
             max_position_embeddings=64,
             bos_token_id=30522,
             sep_token_id=102,
@@ -146,17 +146,14 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
             initializer_range=0.1,
         ),
         vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            **TINY_STACK,
             image_size=image_size,
             patch_size=8,
             initializer_range=0.1,  # BLIP's vision default (1e-10) makes every photo look the same
         ),
         projection_dim=16,
     )
-    model = BlipForConditionalGeneration(config).eval()
+    model = model_class(config).eval()
     processor = BlipProcessor(
         image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=tokenizer
     )
@@ -166,44 +163,15 @@ def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Pa
     return out
 
 
+def make_tiny_blip_caption(out: Path, seed: int = 0, image_size: int = 32) -> Path:
+    """Saves a tiny random BlipForConditionalGeneration with the real BLIP tokenizer and processor settings."""
+    from transformers import BlipForConditionalGeneration
+
+    return _make_tiny_blip(BlipForConditionalGeneration, out, seed, image_size)
+
+
 def make_tiny_blip_vqa(out: Path, seed: int = 0, image_size: int = 32) -> Path:
     """Saves a tiny random BlipForQuestionAnswering with the real BLIP tokenizer and processor settings."""
-    import torch
-    from transformers import BlipConfig, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor
+    from transformers import BlipForQuestionAnswering
 
-    torch.manual_seed(seed)
-    config = BlipConfig(
-        text_config=dict(
-            vocab_size=30524,
-            hidden_size=32,
-            encoder_hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=64,
-            bos_token_id=30522,
-            sep_token_id=102,
-            pad_token_id=0,
-            eos_token_id=2,
-            initializer_range=0.1,
-        ),
-        # BLIP's vision config initializes weights at 1e-10 by default, which would make every photo look the same.
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=image_size,
-            patch_size=8,
-            initializer_range=0.1,
-        ),
-        projection_dim=16,
-    )
-    model = BlipForQuestionAnswering(config).eval()
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}), tokenizer=blip_tokenizer()
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    processor.save_pretrained(str(out))
-    return out
+    return _make_tiny_blip(BlipForQuestionAnswering, out, seed, image_size)

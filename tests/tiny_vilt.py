@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models import bert_vocab_path
+from tests.tiny_models import TINY_STACK, bert_tokenizer
 
 # Answers in the style of VQAv2's answer list (dandelin/vilt-b32-finetuned-vqa's id2label holds 3,129 of these).
 ANSWERS = ("yes", "no", "2", "1", "cat", "dog", "red", "white", "coffee", "table", "astronaut", "nothing")
@@ -26,15 +26,12 @@ def make_tiny_vilt_vqa(out: Path, seed: int = 0) -> Path:
         seed: Weight seed.
     """
     import torch
-    from transformers import BertTokenizer, ViltConfig, ViltForQuestionAnswering, ViltImageProcessorPil, ViltProcessor
+    from transformers import ViltConfig, ViltForQuestionAnswering, ViltImageProcessorPil, ViltProcessor
 
     torch.manual_seed(seed)
     config = ViltConfig(
         vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
+        **TINY_STACK,
         image_size=TINY_IMAGE_SIZE,
         patch_size=TINY_PATCH_SIZE,
         max_position_embeddings=40,
@@ -49,7 +46,7 @@ def make_tiny_vilt_vqa(out: Path, seed: int = 0) -> Path:
         # the position interpolation untested.
         model.vilt.embeddings.position_embeddings.normal_(0.0, INIT_STD)
         model.vilt.embeddings.cls_token.normal_(0.0, INIT_STD)
-    tokenizer = BertTokenizer(vocab=str(bert_vocab_path()), do_lower_case=True, model_max_length=512)
+    tokenizer = bert_tokenizer()
     image_processor = ViltImageProcessorPil(size={"shortest_edge": TINY_IMAGE_SIZE}, size_divisor=32)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
