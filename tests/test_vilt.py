@@ -162,7 +162,7 @@ def test_top_answers_match_the_pipeline(export_dir, vilt_logits, vqa_photos):
     rankings = set()
     for name, photo in vqa_photos.items():
         for question in QUESTIONS:
-            logits = graph.run(vilt.preprocess_vilt(photo, question, prepare))["logits"]
+            logits = graph.run(prepare(photo, question))["logits"]
             ours = vilt.top_answers(logits[0], manifest["metadata"]["id2label"])
             expected = pipeline_top_answers(vilt_logits.model, vilt_logits(photo, question))
             assert [a["answer"] for a in ours] == [e["answer"] for e in expected], (name, question)

@@ -238,19 +238,6 @@ class ViltInputs:
         return prepare_inputs(self.image, self.tokenizer, images, questions, self.max_text_length)
 
 
-def preprocess_vilt(images, questions: str | list[str], prepared: Path | str | ViltInputs) -> dict[str, np.ndarray]:
-    """Graph inputs for questions about images (see `prepare_inputs`).
-
-    Args:
-        images: One RGB PIL image for all questions, or one per question.
-        questions: A question or a list of them.
-        prepared: A `ViltInputs` (fast: load it once) or a folder with the processor and tokenizer files.
-    """
-    if not isinstance(prepared, ViltInputs):
-        prepared = ViltInputs(Path(prepared))
-    return prepared(images, questions)
-
-
 def answer_scores(logits: np.ndarray) -> np.ndarray:
     """Per-answer probabilities from logits: independent sigmoids (ViLT's VQA head was trained with BCE)."""
     logits = np.asarray(logits, dtype=np.float64)

@@ -124,10 +124,11 @@ class VqaTask(GraphTask):
         self.meta = dict(graphs.metadata)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.files))
         self.generative = "question_encoder" in graphs.graphs
-        if self.generative:
-            from studio.media.image import ImagePreprocessing
+        from studio.media.image import ImagePreprocessing, ViltImagePreprocessing
 
-            self.preprocessing = ImagePreprocessing.from_dir(self.files)
+        # Read the image settings once per model, not per question.
+        preprocessing = ImagePreprocessing if self.generative else ViltImagePreprocessing
+        self.preprocessing = preprocessing.from_dir(self.files)
 
     def __call__(
         self, image, question: str, top_k: int = 5, describe_people: bool = False, channel_order: str = "RGB"
@@ -174,6 +175,6 @@ class VqaTask(GraphTask):
     def _classify(self, picture, question: str, top_k: int) -> list[dict]:
         from studio.families.vilt import prepare_inputs, top_answers
 
-        feed = prepare_inputs(self.files, self.tokenizer, picture, question, self.meta["max_text_length"])
+        feed = prepare_inputs(self.preprocessing, self.tokenizer, picture, question, self.meta["max_text_length"])
         logits = self.graphs.graphs["vqa_classifier"].run(feed)["logits"]
         return top_answers(logits[0], self.meta["id2label"], k=top_k)
