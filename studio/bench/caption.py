@@ -34,7 +34,7 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
     from studio.backends.pytorch import torch_device
     from studio.export.exporter import check_parity, export_graph
     from studio.generation import GenerationSettings, generate
-    from studio.tasks.caption import _GraphDecoder
+    from studio.tasks.caption import BlipDecoderSteps
 
     progress(0.02, "Building the full-size model with random weights…")
     bench = build_bench_model(TASK, model)
@@ -84,7 +84,7 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
         fixed = GenerationSettings(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
 
         def ort_decode(encoded):
-            steps = _GraphDecoder(ort_decoder, encoded["cross_k"], encoded["cross_v"], meta)
+            steps = BlipDecoderSteps(ort_decoder, encoded["cross_k"], encoded["cross_v"], meta)
             out = generate(steps, [meta["bos_token_id"]], fixed, meta["eos_token_id"], meta["pad_token_id"])
             assert len(out.token_ids) == NEW_TOKENS
             return out

@@ -126,6 +126,28 @@ def _text_decoder(model):
 
 _CROSS_AXES = {1: "batch", 3: "patches"}
 
+
+def text_decoder_spec(cross_axis: str) -> GraphSpec:
+    """The text decoder graph, whose cross-attention cache is over `cross_axis` (image patches or question tokens)."""
+    cross = {1: "batch", 3: cross_axis}
+    return GraphSpec(
+        name="text_decoder",
+        input_names=("input_ids", "past_self_k", "past_self_v", "cross_k", "cross_v"),
+        output_names=("logits", "self_k", "self_v"),
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "new"},
+            "past_self_k": {1: "batch", 3: "past"},
+            "past_self_v": {1: "batch", 3: "past"},
+            "cross_k": cross,
+            "cross_v": cross,
+            "logits": {0: "batch"},
+            "self_k": {1: "batch", 3: "total"},
+            "self_v": {1: "batch", 3: "total"},
+        },
+        build=_text_decoder,
+    )
+
+
 GRAPHS = (
     GraphSpec(
         name="image_encoder",
@@ -139,22 +161,7 @@ GRAPHS = (
         },
         build=_image_encoder,
     ),
-    GraphSpec(
-        name="text_decoder",
-        input_names=("input_ids", "past_self_k", "past_self_v", "cross_k", "cross_v"),
-        output_names=("logits", "self_k", "self_v"),
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "new"},
-            "past_self_k": {1: "batch", 3: "past"},
-            "past_self_v": {1: "batch", 3: "past"},
-            "cross_k": _CROSS_AXES,
-            "cross_v": _CROSS_AXES,
-            "logits": {0: "batch"},
-            "self_k": {1: "batch", 3: "total"},
-            "self_v": {1: "batch", 3: "total"},
-        },
-        build=_text_decoder,
-    ),
+    text_decoder_spec("patches"),
 )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.families import GraphSpec, load_pretrained, save_processor_files
-from studio.families.blip import _decoder_core, _text_decoder, _torch, empty_cache  # noqa: F401 (re-exported)
+from studio.families.blip import _decoder_core, _text_decoder, _torch, empty_cache, text_decoder_spec
 from studio.families.blip import metadata as _caption_metadata
 from studio.families.blip import random_model as _blip_random_model
 
@@ -89,22 +89,7 @@ GRAPHS = (
         },
         build=_question_encoder,
     ),
-    GraphSpec(
-        name="text_decoder",
-        input_names=("input_ids", "past_self_k", "past_self_v", "cross_k", "cross_v"),
-        output_names=("logits", "self_k", "self_v"),
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "new"},
-            "past_self_k": {1: "batch", 3: "past"},
-            "past_self_v": {1: "batch", 3: "past"},
-            "cross_k": _CROSS_AXES,
-            "cross_v": _CROSS_AXES,
-            "logits": {0: "batch"},
-            "self_k": {1: "batch", 3: "total"},
-            "self_v": {1: "batch", 3: "total"},
-        },
-        build=_text_decoder,
-    ),
+    text_decoder_spec("question"),
 )
 
 

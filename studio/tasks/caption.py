@@ -99,7 +99,7 @@ class CaptionResult:
         }
 
 
-class _GraphDecoder:
+class BlipDecoderSteps:
     """`generation.DecoderSteps` over the text decoder graph, for one image's cross-attention cache."""
 
     def __init__(self, decoder, cross_k: np.ndarray, cross_v: np.ndarray, meta: dict) -> None:
@@ -181,7 +181,7 @@ class CaptionTask(GraphTask):
         """Generates caption tokens after the prompt."""
         room = self.meta.get("max_positions", 512) - len(prompt)
         settings = replace(settings, max_new_tokens=max(1, min(settings.max_new_tokens, room)))
-        steps = _GraphDecoder(self.graphs.graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
+        steps = BlipDecoderSteps(self.graphs.graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
         return generate(steps, prompt, settings, self.meta["eos_token_id"], self.meta["pad_token_id"])
 
     def postprocess(

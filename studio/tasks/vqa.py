@@ -86,24 +86,6 @@ def _without_age_and_looks(answers: list[dict]) -> list[dict]:
     return [{"answer": text, "score": score} for text, score in sorted(merged.items(), key=lambda kv: -kv[1])]
 
 
-class _QuestionDecoder:
-    """`generation.DecoderSteps` over the text decoder graph, reading one encoded question."""
-
-    def __init__(self, decoder, cross_k: np.ndarray, cross_v: np.ndarray, meta: dict) -> None:
-        from studio.tasks.caption import _GraphDecoder
-
-        self._inner = _GraphDecoder(decoder, cross_k, cross_v, meta)
-
-    def prefill(self, input_ids):
-        return self._inner.prefill(input_ids)
-
-    def step(self, input_ids, state):
-        return self._inner.step(input_ids, state)
-
-    def reorder(self, state, beam_index):
-        return self._inner.reorder(state, beam_index)
-
-
 class VqaTask(GraphTask):
     """Answers questions about images.
 
@@ -153,6 +135,7 @@ class VqaTask(GraphTask):
 
     def _generate(self, picture, question: str) -> list[dict]:
         from studio.families.blip_vqa import tokenize_question
+        from studio.tasks.caption import BlipDecoderSteps
 
         graphs = self.graphs.graphs
         image_embeds = graphs["image_encoder"].run({"pixel_values": self.preprocessing.batch([picture])})[
@@ -161,7 +144,7 @@ class VqaTask(GraphTask):
         encoded = graphs["question_encoder"].run(
             {**tokenize_question(self.tokenizer, question), "image_embeds": image_embeds}
         )
-        steps = _QuestionDecoder(graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
+        steps = BlipDecoderSteps(graphs["text_decoder"], encoded["cross_k"], encoded["cross_v"], self.meta)
         result = generate(
             steps, [self.meta["bos_token_id"]], ANSWER_SETTINGS, self.meta["eos_token_id"], self.meta["pad_token_id"]
         )
