@@ -214,6 +214,74 @@ _ROWS += (
 )
 
 
+# Sound & scene (audio-visual events): the audio model is picked here; the picture is scored by the zero-shot rows.
+_ROWS += (
+    ModelSpec(
+        task="av-events",
+        hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
+        # Verified in public sources: the commit that projects pin and the Hugging Face cache snapshot paths name.
+        revision="f826b80d28226b62986cc218e5cec390b1096902",
+        family="ast",
+        title="AST AudioSet (MIT) — names 527 kinds of sound, about 10 s at a time",
+        licence="BSD-3-Clause",
+        architecture=MappingProxyType(
+            {
+                "model_type": "audio-spectrogram-transformer",
+                "hidden_size": 768,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "intermediate_size": 3072,
+                "patch_size": 16,
+                "frequency_stride": 10,
+                "time_stride": 10,
+                "max_length": 1024,
+                "num_mel_bins": 128,
+                "num_labels": 527,
+            }
+        ),
+        default=True,
+    ),
+    ModelSpec(
+        task="av-events",
+        hub_id="laion/clap-htsat-unfused",
+        # Verified in public sources: the commit that projects pin and the Hugging Face cache snapshot paths name.
+        revision="8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a",
+        family="clap",
+        title="CLAP HTSAT (LAION) — listens for the labels you type",
+        licence="Apache-2.0",
+        architecture=MappingProxyType(
+            {
+                "model_type": "clap",
+                "projection_dim": 512,
+                # HTSAT-tiny audio encoder: Swin stages 2, 2, 6, 2 over a 256x256 image of the spectrogram.
+                "audio_config": {
+                    "spec_size": 256,
+                    "num_mel_bins": 64,
+                    "patch_size": 4,
+                    "patch_stride": [4, 4],
+                    "window_size": 8,
+                    "patch_embeds_hidden_size": 96,
+                    "hidden_size": 768,
+                    "depths": [2, 2, 6, 2],
+                    "num_attention_heads": [4, 8, 16, 32],
+                    "enable_fusion": False,
+                },
+                # RoBERTa-base text encoder.
+                "text_config": {
+                    "vocab_size": 50265,
+                    "hidden_size": 768,
+                    "num_hidden_layers": 12,
+                    "num_attention_heads": 12,
+                    "intermediate_size": 3072,
+                    "max_position_embeddings": 514,
+                    "type_vocab_size": 1,
+                },
+            }
+        ),
+    ),
+)
+
+
 class Registry:
     """Registry rows by key; a duplicate key is a programming error and fails loudly."""
 

@@ -97,7 +97,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "opset": OPSET,
             "versions": _versions(),
-            "parity_inputs": "assets/images/*.jpg and fixed prompts",
+            "parity_inputs": getattr(family, "PARITY_INPUTS", "assets/images/*.jpg and fixed prompts"),
             "graphs": graphs,
             "variants": {},
             "metadata": family.metadata(model),

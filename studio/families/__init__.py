@@ -39,6 +39,8 @@ _MODULES = {
     "blip_vqa": "studio.families.blip_vqa",
     "vilt": "studio.families.vilt",
     "whisper": "studio.families.whisper",
+    "ast": "studio.families.ast",
+    "clap": "studio.families.clap",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
@@ -48,8 +50,10 @@ FAMILY_BY_ARCHITECTURE = {
     "BlipForQuestionAnswering": "blip_vqa",
     "ViltForQuestionAnswering": "vilt",
     "WhisperForConditionalGeneration": "whisper",
+    "ASTForAudioClassification": "ast",
+    "ClapModel": "clap",
 }
-FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
+FAMILY_BY_MODEL_TYPE = {"clip": "clip", "audio-spectrogram-transformer": "ast", "clap": "clap"}
 
 
 def get_family(name: str):

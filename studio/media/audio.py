@@ -312,6 +312,15 @@ def _is_wav(head: bytes) -> bool:
 def _read_wav(f: BinaryIO, what: str, limit: float) -> tuple[int, np.ndarray] | None:
     """Reads PCM (8/16/24/32-bit) and float WAV; None for other encodings, which ffmpeg decodes instead."""
     damaged = UnreadableAudioError(f"{what} is a damaged WAV file and cannot be read.")
+    size, fmt = _wav_header(f, damaged)
+    return _read_wav_data(f, size, fmt, limit, damaged)
+
+
+def _wav_header(f: BinaryIO, damaged: Exception) -> tuple[int, tuple]:
+    """Reads a WAV's chunks up to its data: (data size, (tag, channels, rate, block_align, bits)).
+
+    Chunks before the data are skipped by reading, not seeking, so this works on a pipe too.
+    """
     f.read(12)
     fmt = None
     while True:
@@ -334,9 +343,14 @@ def _read_wav(f: BinaryIO, what: str, limit: float) -> tuple[int, np.ndarray] | 
         elif chunk == b"data":
             if fmt is None:
                 raise damaged
-            return _read_wav_data(f, size, fmt, limit, damaged)
+            return size, fmt
         else:
-            f.seek(size + size % 2, io.SEEK_CUR)
+            skip = size + size % 2
+            while skip > 0:
+                got = len(f.read(min(skip, 1 << 20)))
+                if got == 0:
+                    raise damaged
+                skip -= got
 
 
 def _read_wav_data(f: BinaryIO, size: int, fmt: tuple, limit: float, damaged: Exception):
@@ -358,7 +372,17 @@ def _read_wav_data(f: BinaryIO, size: int, fmt: tuple, limit: float, damaged: Ex
     n = len(raw) // block_align
     if n > limit * rate:
         raise _too_long(f"is over {limit:g} seconds", limit)
-    raw = raw[: n * block_align]
+    return int(rate), _pcm_to_float(raw[: n * block_align], fmt)
+
+
+def _pcm_to_float(raw: bytes, fmt: tuple, stream: bool = False) -> np.ndarray:
+    """Whole frames of WAV data -> (n, channels) float32 in [-1, 1].
+
+    Float samples beyond full scale (codecs overshoot a little) are scaled down by the loudest one for a whole
+    recording; a `stream`ed block is clipped instead, so every block of a long recording is treated alike.
+    """
+    tag, channels, _, block_align, bits = fmt
+    n = len(raw) // block_align
     dtype = _WAV_DTYPES[(tag, bits)]
     if dtype == "i3":
         triples = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
@@ -367,8 +391,13 @@ def _read_wav_data(f: BinaryIO, size: int, fmt: tuple, limit: float, damaged: Ex
         frames = values.astype(np.float32) / float(2**23)
     else:
         stored = np.dtype(dtype)
-        frames = _array_to_float(np.frombuffer(raw, stored).astype(stored.newbyteorder("=")))
-    return int(rate), frames.reshape(n, channels)
+        values = np.frombuffer(raw, stored).astype(stored.newbyteorder("="))
+        if stream and values.dtype.kind == "f":
+            if not np.all(np.isfinite(values)):
+                raise UnreadableAudioError("The recording is damaged: some of its samples are not numbers.")
+            values = np.clip(values, -1.0, 1.0)
+        frames = _array_to_float(values)
+    return frames.reshape(n, channels)
 
 
 def _ffmpeg_decode(path: Path, what: str, suffix: str, limit: float) -> tuple[int, np.ndarray]:
@@ -402,3 +431,358 @@ def _ffmpeg_decode(path: Path, what: str, suffix: str, limit: float) -> tuple[in
     if decoded is None:  # ffmpeg was asked for float samples, which _read_wav reads
         raise UnreadableAudioError(f"{what} could not be decoded.")
     return decoded
+
+
+# Long recordings, window by window ---------------------------------------------------------------------------------
+
+# Sound events: long recordings are heard window by window and never held whole, so the limit is one of patience
+# (about 20 minutes of CPU per hour of sound for AST), not of memory.
+MAX_SOUND_S = 3 * 3600.0
+# Input frames decoded per read: a second of 48 kHz stereo float is 384 KB.
+_BLOCK_FRAMES = 1 << 15
+_PROBE_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, eq=False)
+class AudioWindow:
+    """One window of a recording, mono at the model's rate.
+
+    Attributes:
+        index: 0 for the first window.
+        start_s: Where it starts in the recording, in seconds.
+        samples: float32 mono samples (the last window may be shorter than the others).
+        rate: Samples per second.
+    """
+
+    index: int
+    start_s: float
+    samples: np.ndarray
+    rate: int
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + len(self.samples) / self.rate
+
+    @property
+    def waveform(self) -> Waveform:
+        return Waveform(self.samples, self.rate)
+
+
+class StreamResampler:
+    """Resamples a stream block by block to the same samples `resample` gives for the whole recording at once.
+
+    Output sample j sits at input time j * down / up and depends only on input samples within the polyphase
+    filter's half-length of it, which `scipy.signal.resample_poly` pads with zeros at both ends. Each block is
+    resampled with `context` input samples on either side (zeros before the start, as resample_poly assumes) and the
+    outputs that the context made exact are kept. Block starts are multiples of `down`, so they fall on output
+    samples. Memory stays at one block plus context, whatever the recording's length.
+
+    Args:
+        from_rate: The input's rate.
+        to_rate: The rate wanted.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        g = math.gcd(int(from_rate), int(to_rate))
+        self.up, self.down = int(to_rate) // g, int(from_rate) // g
+        # resample_poly's filter spans 10 * max(up, down) upsampled samples on each side of a point.
+        reach = math.ceil(10 * max(self.up, self.down) / self.up) + 2
+        self.context = math.ceil(reach / self.down) * self.down
+        self.block = max(self.down, (_BLOCK_FRAMES // self.down) * self.down)
+        self._buffer = np.zeros(self.context, dtype=np.float32)  # zeros before the start, as resample_poly pads
+        self._buffer_start = -self.context  # input index of _buffer[0]
+        self._next = 0  # input index where the next output block starts (a multiple of down)
+        self._seen = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Takes the next mono input samples; returns the output samples that are now final."""
+        if self.up == self.down:
+            self._seen += len(samples)
+            return samples.astype(np.float32, copy=False)
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        self._seen += len(samples)
+        out = []
+        while self._seen >= self._next + self.block + self.context:
+            out.append(self._emit(self._next + self.block))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The remaining output samples, once the input has ended."""
+        if self.up == self.down or self._next >= self._seen:
+            return np.zeros(0, np.float32)
+        return self._emit(self._seen, final=True)
+
+    def _emit(self, end: int, final: bool = False) -> np.ndarray:
+        from scipy.signal import resample_poly
+
+        lo = self._next - self.context - self._buffer_start
+        segment = self._buffer[lo : end + (0 if final else self.context) - self._buffer_start]
+        y = resample_poly(segment, self.up, self.down)
+        skip = self.context * self.up // self.down
+        if final:
+            count = math.ceil(self._seen * self.up / self.down) - self._next * self.up // self.down
+        else:
+            count = (end - self._next) * self.up // self.down
+        out = y[skip : skip + count].astype(np.float32)
+        # Keep what the next block needs: its context before it, and everything after.
+        self._buffer = self._buffer[end - self.context - self._buffer_start :]
+        self._buffer_start = end - self.context
+        self._next = end
+        return out
+
+
+class _SoundReader:
+    """Frames of a sound file (or bytes, or an array) in blocks, without holding the whole recording."""
+
+    def __init__(self, rate: int, channels: int, duration_s: float | None, blocks) -> None:
+        self.rate, self.channels, self.duration_s, self.blocks = rate, channels, duration_s, blocks
+
+
+def _open_sound(source, what_kind: str = "sound") -> _SoundReader:
+    """Opens any input for block reading: WAV files are read here, other files stream through ffmpeg."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioNotFoundError(f"The {what_kind} file {path} does not exist.")
+        if path.is_dir():
+            raise AudioNotFoundError(f"{path} is a folder, not a {what_kind} file.")
+        what = f"The file {path.name}"
+        if path.stat().st_size == 0:
+            raise EmptyAudioError(f"{what} is empty (0 bytes).")
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+        if _is_wav(head):
+            reader = _wav_reader(path, what)
+            if reader is not None:
+                return reader
+        _refuse_text(head, what)
+        return _ffmpeg_reader(path, what)
+    if isinstance(source, (bytes, bytearray, memoryview)) and not _is_wav(bytes(source[:12])):
+        # Compressed bytes (a browser's recording): through a temporary file, which ffmpeg can seek in.
+        data = bytes(source)
+        if not data:
+            raise EmptyAudioError("The recording is empty (0 bytes).")
+        _refuse_text(data[:_SNIFF_BYTES], "The recording")
+        tmp = tempfile.TemporaryDirectory(prefix="studio-audio-")
+        path = Path(tmp.name) / "recording"
+        path.write_bytes(data)
+        reader = _ffmpeg_reader(path, "The recording")
+        inner = reader.blocks
+
+        def blocks():
+            try:
+                yield from inner
+            finally:
+                tmp.cleanup()
+
+        reader.blocks = blocks()
+        return reader
+    # Already in memory (a microphone take, a Waveform, WAV bytes): nothing to stream.
+    rate, frames = _decode(source, math.inf)
+    frames = frames.reshape(len(frames), -1)
+    return _SoundReader(rate, frames.shape[1], len(frames) / rate, iter([frames]))
+
+
+def _wav_reader(path: Path, what: str) -> _SoundReader | None:
+    damaged = UnreadableAudioError(f"{what} is a damaged WAV file and cannot be read.")
+    f = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    try:
+        size, fmt = _wav_header(f, damaged)
+    except BaseException:
+        f.close()
+        raise
+    tag, channels, rate, block_align, bits = fmt
+    if (tag, bits) not in _WAV_DTYPES:
+        f.close()
+        return None  # ADPCM, mu-law...: ffmpeg decodes it
+    if channels == 0 or rate == 0 or block_align != channels * bits // 8:
+        f.close()
+        raise damaged
+    data_bytes = size if size not in _UNKNOWN_SIZES else path.stat().st_size - f.tell()
+    frames_total = min(data_bytes, path.stat().st_size - f.tell()) // block_align
+
+    def blocks():
+        with f:
+            left = frames_total
+            while left > 0:
+                raw = f.read(min(left, _BLOCK_FRAMES) * block_align)
+                n = len(raw) // block_align
+                if n == 0:
+                    return
+                left -= n
+                yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
+
+    return _SoundReader(rate, channels, frames_total / rate, blocks())
+
+
+def probe_duration(path: Path) -> float | None:
+    """A media file's duration in seconds as ffprobe reads it from the container, or None when it cannot tell."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    command = [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
+    try:
+        done = subprocess.run(
+            [*command, f"file:{Path(path).resolve()}"], capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False
+        )
+        value = float(done.stdout.decode().strip().splitlines()[0])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _ffmpeg_reader(path: Path, what: str) -> _SoundReader:
+    """Streams the first audio track of any file ffmpeg reads as float WAV through a pipe, block by block."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        kind = f"{path.suffix.lstrip('.').upper()} files" if path.suffix.strip(".") else "this kind of recording"
+        raise FfmpegMissingError(
+            f"Reading {kind} needs ffmpeg, which is not installed on this computer ({_INSTALL_HINT}). "
+            "WAV recordings work without it."
+        )
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    command += ["-i", f"file:{path.resolve()}", "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+    command += ["-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    errors = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+
+    def stop() -> str:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+        errors.seek(0)
+        text = errors.read().decode("utf-8", "replace")
+        errors.close()
+        return text
+
+    head = process.stdout.read(12)
+    if not _is_wav(head):
+        stderr = stop()
+        if "matches no streams" in stderr or "does not contain any stream" in stderr:
+            raise NoSoundTrackError(f"{what} has no sound track, so there is nothing to listen to.")
+        raise UnreadableAudioError(
+            f"{what} is not a sound or video file Studio can read, or it is damaged "
+            "(use WAV, MP3, Ogg, FLAC, WebM, M4A or a video with sound)."
+        )
+    damaged = UnreadableAudioError(f"{what} could not be decoded.")
+    try:
+        _, fmt = _wav_header(_Prefixed(head, process.stdout), damaged)
+    except BaseException:
+        stop()
+        raise
+    block_align = fmt[3]
+
+    def blocks():
+        try:
+            while True:
+                raw = process.stdout.read(_BLOCK_FRAMES * block_align)
+                n = len(raw) // block_align
+                if n == 0:
+                    return
+                yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
+        finally:
+            stop()
+
+    return _SoundReader(fmt[2], fmt[1], probe_duration(path), blocks())
+
+
+class _Prefixed:
+    """A pipe with bytes already read from it put back in front (the WAV header parser reads from the start)."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self.head, self.stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out + (self.stream.read(n - len(out)) if n > len(out) else b"")
+        return self.stream.read(n)
+
+
+def sound_windows(
+    source,
+    target_rate: int,
+    window_samples: int,
+    hop_samples: int | None = None,
+    max_duration_s: float = MAX_SOUND_S,
+    progress=None,
+):
+    """Decodes a recording of any length window by window, mono at `target_rate`, holding one window at a time.
+
+    Args:
+        source: A file path (WAV read here; MP3, Ogg, FLAC, M4A, WebM and videos streamed from ffmpeg), bytes,
+            Gradio's `(rate, array)` tuple or a `Waveform`.
+        target_rate: The model's rate.
+        window_samples: Samples per window at `target_rate`.
+        hop_samples: Samples from one window's start to the next (default: `window_samples`, no overlap).
+        max_duration_s: Longer recordings are refused (when the length is known, before anything is decoded).
+        progress: Called with (fraction, sentence) after each window when the length is known.
+
+    Yields:
+        `AudioWindow`s in order; the last one holds what is left (at least a tenth of a window, or the whole
+        recording when it is shorter than one window).
+
+    Raises:
+        BadAudioError: (a subclass) missing, empty, unreadable, without a sound track, too short or too long.
+    """
+    hop = int(hop_samples or window_samples)
+    reader = _open_sound(source)
+    blocks = reader.blocks
+    try:
+        if reader.duration_s is not None and reader.duration_s > max_duration_s:
+            raise _too_long_sound(describe_duration(reader.duration_s), max_duration_s)
+        resampler = StreamResampler(reader.rate, target_rate)
+        pending = np.zeros(0, np.float32)
+        start = 0  # output index of pending[0]
+        index = 0
+        seen = 0
+        total = reader.duration_s
+
+        def windows_ready(final: bool):
+            nonlocal pending, start, index
+            while len(pending) >= window_samples or (final and len(pending) > 0):
+                if final and len(pending) < window_samples:
+                    # The tail: a short last window is kept only if it holds enough sound to say something about.
+                    if index > 0 and len(pending) < int(MIN_DURATION_S * target_rate):
+                        pending = pending[:0]
+                        return
+                    window = pending
+                else:
+                    window = pending[:window_samples]
+                yield AudioWindow(index, start / target_rate, np.ascontiguousarray(window), target_rate)
+                index += 1
+                step = min(hop, len(pending)) if len(pending) >= window_samples else len(pending)
+                pending = pending[step:]
+                start += step
+
+        for block in blocks:
+            seen += len(block)
+            if seen / reader.rate > max_duration_s:
+                raise _too_long_sound(f"over {describe_duration(max_duration_s)}", max_duration_s)
+            pending = np.concatenate([pending, resampler.push(_to_mono(block))])
+            for window in windows_ready(final=False):
+                yield window
+                if progress is not None:
+                    fraction = min(1.0, window.end_s / total) if total else 0.0
+                    progress(fraction, f"Listened to {describe_duration(window.end_s)}…")
+        if seen == 0:
+            raise EmptyAudioError("The recording has no sound in it (it is 0 seconds long).")
+        if seen / reader.rate < MIN_DURATION_S:
+            raise RecordingTooShortError(
+                f"The sound is only {describe_duration(seen / reader.rate)} long; Studio needs at least "
+                f"{MIN_DURATION_S:g} seconds to tell what it is."
+            )
+        pending = np.concatenate([pending, resampler.flush()])
+        yield from windows_ready(final=True)
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+
+
+def _too_long_sound(how_long: str, limit: float) -> RecordingTooLongError:
+    return RecordingTooLongError(
+        f"The recording is {how_long} long; Studio listens to at most {describe_duration(limit)} at a time. "
+        "Cut it into shorter files."
+    )

@@ -1,0 +1,100 @@
+"""AST (Audio Spectrogram Transformer): one graph from a window's log-mel features to a score for every AudioSet label.
+
+The graph also returns the pooled audio embedding (the mean of AST's [CLS] and distillation tokens, the input of its
+classifier), which the fusion heads (`studio.finetune.fusion`) learn from. Scores are sigmoids of the logits: AST was
+trained multi-label (binary cross-entropy over AudioSet's 527 labels), so a window can be "Speech" and "Music" at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from studio.families import GraphSpec, load_pretrained
+
+# Files a model folder needs beside config and weights: each inner tuple is alternatives.
+REQUIRED_FILES = (("preprocessor_config.json",),)
+# What the export's parity check listens to (`studio.media.synthetic_sounds`).
+PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our feature extraction"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _classifier(model):
+    torch = _torch()
+
+    class AstAudioClassifier(torch.nn.Module):
+        """input_values (N, frames, mel bins) -> logits (N, labels), audio_embeds (N, hidden)."""
+
+        def __init__(self, ast):
+            super().__init__()
+            self.ast = ast.audio_spectrogram_transformer
+            self.classifier = ast.classifier
+
+        def forward(self, input_values):
+            pooled = self.ast(input_values=input_values).pooler_output
+            return self.classifier(pooled), pooled
+
+    return AstAudioClassifier(model)
+
+
+GRAPHS = (
+    GraphSpec(
+        name="audio_classifier",
+        input_names=("input_values",),
+        output_names=("logits", "audio_embeds"),
+        dynamic_axes={"input_values": {0: "batch"}, "logits": {0: "batch"}, "audio_embeds": {0: "batch"}},
+        build=_classifier,
+        quantizable=True,
+        tolerance={"atol": 2e-4, "rtol": 1e-3},
+    ),
+)
+
+
+def load_model(model_dir: Path):
+    """Loads the Hugging Face ASTForAudioClassification from a model directory, in eval mode, float32."""
+    return load_pretrained("ASTForAudioClassification", model_dir)
+
+
+def random_model(architecture: dict, seed: int = 0):
+    """An ASTForAudioClassification of the given architecture with random weights (benchmarks)."""
+    torch = _torch()
+    from transformers import ASTConfig, ASTForAudioClassification
+
+    torch.manual_seed(seed)
+    config = ASTConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    return ASTForAudioClassification(config).eval()
+
+
+def metadata(model) -> dict:
+    """The label names, in logit order (AudioSet's 527 for the MIT checkpoints)."""
+    id2label = model.config.id2label
+    return {"labels": [str(id2label[i]) for i in range(len(id2label))], "kind": "tagging"}
+
+
+def save_files(model_dir: Path, out_dir: Path) -> None:
+    """Copies the feature extractor settings (preprocessor_config.json) into a folder."""
+    from transformers import ASTFeatureExtractor
+
+    ASTFeatureExtractor.from_pretrained(str(model_dir)).save_pretrained(str(out_dir))
+
+
+def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
+    """Real sound for checking the graph against PyTorch: synthesized test sounds through our feature extraction.
+
+    Args:
+        files_dir: Folder with preprocessor_config.json.
+        photos: Unused (the exporter hands every family its example photos).
+        model: Unused.
+    """
+    from studio.media.sound_features import AstFeatures
+    from studio.media.synthetic_sounds import synthetic_sounds
+
+    features = AstFeatures.from_dir(files_dir)
+    sounds = synthetic_sounds(features.sampling_rate, features.window_samples / features.sampling_rate)
+    return {"audio_classifier": {"input_values": features.batch(sounds)}}

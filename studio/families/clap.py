@@ -1,0 +1,147 @@
+"""CLAP: an audio encoder graph and a text encoder graph, each ending in the projected (unnormalized) embedding.
+
+As with CLIP, scores are computed outside the graphs (`studio.tasks.sound_events`) from normalized embeddings and the
+learned audio logit scale, so the label texts are encoded once per label set and only the audio encoder runs per
+window. Fusion models (`enable_fusion`, e.g. laion/clap-htsat-fused) mix four views of recordings longer than their
+window; Studio cuts recordings into windows itself, so it runs the unfused models, whose encoder takes one view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import ModelUnavailableError
+from studio.families import GraphSpec, load_pretrained, save_processor_files
+
+# laion-clap tokenizes at most 77 tokens, as CLIP does; labels are far shorter.
+TEXT_MAX_LENGTH = 77
+REQUIRED_FILES = (
+    ("preprocessor_config.json", "processor_config.json"),
+    ("tokenizer.json", "vocab.json"),
+)
+PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our features; fixed label texts"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _audio_encoder(model):
+    torch = _torch()
+
+    class ClapAudioEncoder(torch.nn.Module):
+        """input_features (N, 1, frames, mel bins) -> audio_embeds (N, D)."""
+
+        def __init__(self, clap):
+            super().__init__()
+            self.audio_model = clap.audio_model
+            self.audio_projection = clap.audio_projection
+
+        def forward(self, input_features):
+            pooled = self.audio_model(input_features=input_features).pooler_output
+            return self.audio_projection(pooled)
+
+    return ClapAudioEncoder(model)
+
+
+def _text_encoder(model):
+    torch = _torch()
+
+    class ClapTextEncoder(torch.nn.Module):
+        """input_ids, attention_mask (N, L) -> text_embeds (N, D)."""
+
+        def __init__(self, clap):
+            super().__init__()
+            self.text_model = clap.text_model
+            self.text_projection = clap.text_projection
+
+        def forward(self, input_ids, attention_mask):
+            pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+            return self.text_projection(pooled)
+
+    return ClapTextEncoder(model)
+
+
+GRAPHS = (
+    GraphSpec(
+        name="audio_encoder",
+        input_names=("input_features",),
+        output_names=("audio_embeds",),
+        dynamic_axes={"input_features": {0: "batch"}, "audio_embeds": {0: "batch"}},
+        build=_audio_encoder,
+        quantizable=True,
+        tolerance={"atol": 2e-4, "rtol": 1e-3},
+    ),
+    GraphSpec(
+        name="text_encoder",
+        input_names=("input_ids", "attention_mask"),
+        output_names=("text_embeds",),
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "text_embeds": {0: "batch"},
+        },
+        build=_text_encoder,
+    ),
+)
+
+
+def _check_unfused(model) -> None:
+    if getattr(model.config.audio_config, "enable_fusion", False):
+        raise ModelUnavailableError(
+            "This CLAP model is a fusion model (it mixes several views of long recordings); Studio runs the unfused "
+            "CLAP models, such as laion/clap-htsat-unfused."
+        )
+
+
+def load_model(model_dir: Path):
+    """Loads the Hugging Face ClapModel from a model directory, in eval mode, float32.
+
+    Raises:
+        ModelUnavailableError: It is a fusion model.
+    """
+    model = load_pretrained("ClapModel", model_dir)
+    _check_unfused(model)
+    return model
+
+
+def random_model(architecture: dict, seed: int = 0):
+    """A ClapModel of the given architecture with random weights (benchmarks)."""
+    torch = _torch()
+    from transformers import ClapConfig, ClapModel
+
+    torch.manual_seed(seed)
+    config = ClapConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    return ClapModel(config).eval()
+
+
+def metadata(model) -> dict:
+    """CLAP's learned temperature for audio-to-text scores (as `logits_per_audio` uses it)."""
+    return {"logit_scale": float(model.logit_scale_a.detach().exp().item()), "kind": "zero-shot"}
+
+
+save_files = save_processor_files
+
+
+def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
+    """Real inputs for checking each graph against PyTorch: synthesized sounds through our features, labels tokenized.
+
+    Args:
+        files_dir: Folder with the processor and tokenizer files.
+        photos: Unused (the exporter hands every family its example photos).
+        model: Unused.
+    """
+    from studio.media.sound_features import ClapFeatures
+    from studio.media.synthetic_sounds import synthetic_sounds
+    from studio.media.text import TextTokenizer
+
+    features = ClapFeatures.from_dir(files_dir)
+    sounds = synthetic_sounds(features.sampling_rate, features.max_length_s)
+    tokens = TextTokenizer(files_dir, TEXT_MAX_LENGTH)(
+        ["This is a sound of a dog barking.", "This is a sound of applause.", "door knock", "a siren"]
+    )
+    return {"audio_encoder": {"input_features": features.batch(sounds)}, "text_encoder": tokens}
