@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-TASKS = ("zero-shot", "caption", "vqa", "speech-to-text")
+TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "av-events")
 _open_bars: list = []  # progress bars to clear before an error sentence is printed
 
 
@@ -96,6 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
     stt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _add_common(stt)
 
+    av = predict_sub.add_parser("av-events", help="what is happening, from a sound, a picture, or both fused")
+    av.add_argument("--audio", type=Path, default=None, help="sound file of any length (wav, flac, ogg, mp3...)")
+    picture = av.add_mutually_exclusive_group()
+    picture.add_argument("--image", type=Path, default=None, help="picture file")
+    picture.add_argument(
+        "--video", type=Path, default=None, help="video file: its frames, and its sound unless --audio"
+    )
+    av.add_argument("--labels", default=None, help='what to listen and look for, e.g. "dog barking,door knock"')
+    av.add_argument("--fusion", choices=("late", "early", "attention"), default="late")
+    av.add_argument("--audio-weight", type=float, default=0.5, help="late fusion: the sound's weight, 0 to 1")
+    av.add_argument("--head", default=None, help="early/attention: the trained fusion head's name (default: newest)")
+    av.add_argument("--image-model", default=None, help="zero-shot image model (hub id or folder) for the picture")
+    av.add_argument("--hop", type=float, default=None, help="seconds between windows (default: one window)")
+    _add_runtime(av)
+    _add_common(av)
+
+    listen = sub.add_parser("listen", help="recognize sounds from this computer's microphone as they happen")
+    listen.add_argument("--model", default=None, help="sound model: hub id or local model folder")
+    listen.add_argument("--labels", default=None, help='what to listen for (CLAP), e.g. "dog barking,door knock"')
+    listen.add_argument("--window", type=float, default=5.0, help="seconds of sound each step hears (default 5)")
+    listen.add_argument("--every", type=float, default=1.0, help="seconds between steps (default 1)")
+    listen.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of sound")
+    listen.add_argument("--input-device", default=None, help="microphone: device index or name (default: the system's)")
+    listen.add_argument("--file", type=Path, default=None, help="listen to a sound file as if it were the microphone")
+    listen.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    listen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_common(listen)
+
     export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
     export.add_argument("task", choices=TASKS)
     export.add_argument("--model", default=None, help="hub id or local model folder")
@@ -110,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(models)
 
     bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
-    bench.add_argument("task", choices=("zero-shot", "caption"))
+    bench.add_argument("task", choices=("zero-shot", "caption", "av-events"))
     bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
-    bench.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
+    bench.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default 30; av-events: 5)")
     bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     bench.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
@@ -165,25 +193,41 @@ def _dispatch(args) -> int:
             "caption": _predict_caption,
             "vqa": _predict_vqa,
             "speech-to-text": _predict_speech_to_text,
+            "av-events": _predict_av_events,
         }
         return handlers[args.task](args)
     if args.command == "export":
         return _export(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "listen":
+        return _listen(args)
     if args.command == "bench":
-        if args.task == "caption":
+        if args.task == "av-events":
+            from studio.bench.av_events import run_bench as run_av_bench
+
+            report = run_av_bench(
+                model=args.model,
+                runs=args.runs if args.runs is not None else 5,
+                device=args.device,
+                int8=not args.no_int8,
+                progress=_tqdm_progress("Benchmark"),
+            )
+        elif args.task == "caption":
             from studio.bench.caption import run_bench as run_caption_bench
 
             report = run_caption_bench(
-                model=args.model, runs=args.runs, device=args.device, progress=_tqdm_progress("Benchmark")
+                model=args.model,
+                runs=args.runs if args.runs is not None else 30,
+                device=args.device,
+                progress=_tqdm_progress("Benchmark"),
             )
         else:
             from studio.bench.zero_shot import run_bench
 
             report = run_bench(
                 model=args.model,
-                runs=args.runs,
+                runs=args.runs if args.runs is not None else 30,
                 batch=args.batch,
                 device=args.device,
                 int8=not args.no_int8,
@@ -353,6 +397,121 @@ def _predict_vqa(args) -> int:
         out["heard"] = heard.as_dict()
     out["notices"] = task.graphs.notices
     _print(out)
+    return 0
+
+
+def _predict_av_events(args) -> int:
+    from studio.errors import StudioError
+    from studio.media.audio import NoSoundTrackError, check_sound
+    from studio.media.image import load_image
+    from studio.tasks.av_events import TASK, AvEvents
+
+    # Say what is wrong with the inputs before loading a model.
+    if args.audio is None and args.image is None and args.video is None:
+        raise StudioError("Give a sound (--audio), a picture (--image) or a video (--video), or a sound and a picture.")
+    if not 0.0 <= args.audio_weight <= 1.0:
+        raise StudioError(f"--audio-weight must be between 0 and 1, not {args.audio_weight:g}.")
+    if args.audio is not None:
+        check_sound(args.audio)
+    if args.image is not None:
+        load_image(args.image)
+    sound_source = args.audio or args.video
+    if args.audio is None and args.video is not None:
+        from studio.media.frames import sample_frames
+
+        sample_frames(args.video, 1)
+        try:
+            check_sound(args.video)
+        except NoSoundTrackError:
+            sound_source = None  # its pictures alone; the result says so
+    models_dir = _models_dir(args)
+    head = None
+    if args.fusion != "late":
+        from studio.finetune.fusion import find_head
+
+        head = find_head(models_dir, args.fusion, args.head)
+    sound = picture = None
+    if sound_source is not None:
+        from studio.tasks.sound_events import SoundEventsTask
+
+        sound = SoundEventsTask.load(
+            args.model,
+            models_dir,
+            backend=args.backend,
+            device=args.device,
+            variant=args.variant,
+            progress=_tqdm_progress("Loading the sound model"),
+        )
+    if args.image is not None or args.video is not None:
+        from studio.tasks.zero_shot import ZeroShotTask
+
+        picture = ZeroShotTask.load(
+            args.image_model,
+            models_dir,
+            backend=args.backend,
+            device=args.device,
+            variant=args.variant,
+            progress=_tqdm_progress("Loading the image model"),
+        )
+    result = AvEvents(sound, picture)(
+        audio=args.audio,
+        image=args.image,
+        video=args.video,
+        labels=args.labels,
+        fusion=args.fusion,
+        audio_weight=args.audio_weight,
+        head=head,
+        hop_s=args.hop,
+        progress=_tqdm_progress("Listening"),
+    )
+    notices = [*(sound.graphs.notices if sound else []), *(picture.graphs.notices if picture else []), *result.notices]
+    for notice in notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    out = {
+        "task": TASK,
+        "sound_model": _model_name(sound) if sound else None,
+        "image_model": _model_name(picture) if picture else None,
+        "runtime": {
+            "sound": sound.runtime.as_dict() if sound else None,
+            "picture": picture.runtime.as_dict() if picture else None,
+        },
+        **result.as_dict(),
+    }
+    out["notices"] = notices
+    _print(out)
+    return 0
+
+
+def _listen(args) -> int:
+    from studio.tasks.sound_events import RollingListener, SoundEventsTask, file_chunks, listen
+
+    if args.window <= 0 or args.every <= 0:
+        from studio.errors import StudioError
+
+        raise StudioError("--window and --every must be more than 0 seconds.")
+    if args.file is not None:
+        from studio.media.audio import check_sound
+
+        check_sound(args.file)
+        chunks, where = file_chunks(args.file), f"the file {args.file.name}"
+    else:
+        from studio.media.microphone import input_device, microphone_chunks
+
+        device = int(args.input_device) if str(args.input_device or "").isdigit() else args.input_device
+        info = input_device(device)  # no microphone: one sentence, before any model loads
+        chunks, where = microphone_chunks(device), f"the microphone “{info.get('name', 'default')}”"
+    task = SoundEventsTask.load(
+        args.model,
+        _models_dir(args),
+        backend=args.backend,
+        device=args.device,
+        progress=_tqdm_progress("Loading the sound model"),
+    )
+    listener = RollingListener(task, args.labels, window_s=args.window, every_s=args.every)
+    print(f"studio: listening to {where} ({task.runtime.label}); Ctrl+C stops.", file=sys.stderr)
+    for event in listen(chunks, listener, args.seconds):
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
     return 0
 
 

@@ -495,3 +495,40 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv"}
+
+
+def collect_clips(folder) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Labelled clips from a folder with one sub-folder per class (the sub-folder's name is the class).
+
+    Returns:
+        The classes (sorted by name) and (video path, class index) pairs.
+
+    Raises:
+        FusionHeadError: Not a folder, fewer than two classes, or a class with fewer than `MIN_CLIPS_PER_CLASS` clips.
+    """
+    root = Path(str(folder or "")).expanduser()
+    if not str(folder or "").strip() or not root.is_dir():
+        raise FusionHeadError(
+            f"There is no folder at “{folder or ''}”. Give a folder with one sub-folder of videos per class."
+        )
+    classes, clips = [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        videos = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if not videos:
+            continue
+        if len(videos) < MIN_CLIPS_PER_CLASS:
+            raise FusionHeadError(
+                f"The class “{sub.name}” has {len(videos)} clip; each class needs at least {MIN_CLIPS_PER_CLASS} "
+                "(one to learn from, one to check on)."
+            )
+        clips += [(v, len(classes)) for v in videos]
+        classes.append(sub.name)
+    if len(classes) < 2:
+        raise FusionHeadError(
+            f"The folder {root} needs at least two sub-folders of videos, one per class "
+            "(for example “door knock” and “applause”)."
+        )
+    return tuple(classes), clips

@@ -480,15 +480,17 @@ class StreamResampler:
     Args:
         from_rate: The input's rate.
         to_rate: The rate wanted.
+        block: Input samples per resampled block (rounded to a multiple of `down`): what a live stream waits for
+            beyond the filter's context before its output comes out.
     """
 
-    def __init__(self, from_rate: int, to_rate: int) -> None:
+    def __init__(self, from_rate: int, to_rate: int, block: int = _BLOCK_FRAMES) -> None:
         g = math.gcd(int(from_rate), int(to_rate))
         self.up, self.down = int(to_rate) // g, int(from_rate) // g
         # resample_poly's filter spans 10 * max(up, down) upsampled samples on each side of a point.
         reach = math.ceil(10 * max(self.up, self.down) / self.up) + 2
         self.context = math.ceil(reach / self.down) * self.down
-        self.block = max(self.down, (_BLOCK_FRAMES // self.down) * self.down)
+        self.block = max(self.down, (int(block) // self.down) * self.down)
         self._buffer = np.zeros(self.context, dtype=np.float32)  # zeros before the start, as resample_poly pads
         self._buffer_start = -self.context  # input index of _buffer[0]
         self._next = 0  # input index where the next output block starts (a multiple of down)
@@ -532,10 +534,21 @@ class StreamResampler:
 
 
 class _SoundReader:
-    """Frames of a sound file (or bytes, or an array) in blocks, without holding the whole recording."""
+    """Frames of a sound file (or bytes, or an array) in blocks, without holding the whole recording.
 
-    def __init__(self, rate: int, channels: int, duration_s: float | None, blocks) -> None:
+    `close()` ends the decoding (stops ffmpeg, closes the file) whether or not every block was read.
+    """
+
+    def __init__(self, rate: int, channels: int, duration_s: float | None, blocks, close=None) -> None:
         self.rate, self.channels, self.duration_s, self.blocks = rate, channels, duration_s, blocks
+        self._close = close
+
+    def close(self) -> None:
+        if hasattr(self.blocks, "close"):
+            self.blocks.close()
+        if self._close is not None:
+            self._close()
+            self._close = None
 
 
 def _open_sound(source, what_kind: str = "sound") -> _SoundReader:
@@ -566,16 +579,18 @@ def _open_sound(source, what_kind: str = "sound") -> _SoundReader:
         tmp = tempfile.TemporaryDirectory(prefix="studio-audio-")
         path = Path(tmp.name) / "recording"
         path.write_bytes(data)
-        reader = _ffmpeg_reader(path, "The recording")
-        inner = reader.blocks
+        try:
+            reader = _ffmpeg_reader(path, "The recording")
+        except BaseException:
+            tmp.cleanup()
+            raise
+        stop = reader._close
 
-        def blocks():
-            try:
-                yield from inner
-            finally:
-                tmp.cleanup()
+        def close():
+            stop()
+            tmp.cleanup()
 
-        reader.blocks = blocks()
+        reader._close = close
         return reader
     # Already in memory (a microphone take, a Waveform, WAV bytes): nothing to stream.
     rate, frames = _decode(source, math.inf)
@@ -585,7 +600,7 @@ def _open_sound(source, what_kind: str = "sound") -> _SoundReader:
 
 def _wav_reader(path: Path, what: str) -> _SoundReader | None:
     damaged = UnreadableAudioError(f"{what} is a damaged WAV file and cannot be read.")
-    f = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    f = open(path, "rb")  # noqa: SIM115 - closed by the reader's close()
     try:
         size, fmt = _wav_header(f, damaged)
     except BaseException:
@@ -602,17 +617,16 @@ def _wav_reader(path: Path, what: str) -> _SoundReader | None:
     frames_total = min(data_bytes, path.stat().st_size - f.tell()) // block_align
 
     def blocks():
-        with f:
-            left = frames_total
-            while left > 0:
-                raw = f.read(min(left, _BLOCK_FRAMES) * block_align)
-                n = len(raw) // block_align
-                if n == 0:
-                    return
-                left -= n
-                yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
+        left = frames_total
+        while left > 0:
+            raw = f.read(min(left, _BLOCK_FRAMES) * block_align)
+            n = len(raw) // block_align
+            if n == 0:
+                return
+            left -= n
+            yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
 
-    return _SoundReader(rate, channels, frames_total / rate, blocks())
+    return _SoundReader(rate, channels, frames_total / rate, blocks(), close=f.close)
 
 
 def probe_duration(path: Path) -> float | None:
@@ -674,17 +688,21 @@ def _ffmpeg_reader(path: Path, what: str) -> _SoundReader:
     block_align = fmt[3]
 
     def blocks():
-        try:
-            while True:
-                raw = process.stdout.read(_BLOCK_FRAMES * block_align)
-                n = len(raw) // block_align
-                if n == 0:
-                    return
-                yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
-        finally:
+        while True:
+            raw = process.stdout.read(_BLOCK_FRAMES * block_align)
+            n = len(raw) // block_align
+            if n == 0:
+                return
+            yield _pcm_to_float(raw[: n * block_align], fmt, stream=True)
+
+    stopped = []
+
+    def close():
+        if not stopped:
+            stopped.append(True)
             stop()
 
-    return _SoundReader(fmt[2], fmt[1], probe_duration(path), blocks())
+    return _SoundReader(fmt[2], fmt[1], probe_duration(path), blocks(), close=close)
 
 
 class _Prefixed:
@@ -729,7 +747,7 @@ def sound_windows(
     hop = int(hop_samples or window_samples)
     reader = _open_sound(source)
     blocks = reader.blocks
-    try:
+    try:  # the reader is closed however the caller stops: ffmpeg must not outlive an abandoned listen
         if reader.duration_s is not None and reader.duration_s > max_duration_s:
             raise _too_long_sound(describe_duration(reader.duration_s), max_duration_s)
         resampler = StreamResampler(reader.rate, target_rate)
@@ -756,16 +774,20 @@ def sound_windows(
                 pending = pending[step:]
                 start += step
 
+        def report(window: AudioWindow) -> None:
+            if progress is not None:
+                fraction = min(1.0, window.end_s / total) if total else 0.0
+                progress(fraction, f"Listened to {describe_duration(window.end_s)}…")
+
         for block in blocks:
             seen += len(block)
             if seen / reader.rate > max_duration_s:
                 raise _too_long_sound(f"over {describe_duration(max_duration_s)}", max_duration_s)
-            pending = np.concatenate([pending, resampler.push(_to_mono(block))])
+            # Clipped as `load_audio` clips: resampling rings a little past full scale on clipped input.
+            pending = np.concatenate([pending, np.clip(resampler.push(_to_mono(block)), -1.0, 1.0)])
             for window in windows_ready(final=False):
                 yield window
-                if progress is not None:
-                    fraction = min(1.0, window.end_s / total) if total else 0.0
-                    progress(fraction, f"Listened to {describe_duration(window.end_s)}…")
+                report(window)
         if seen == 0:
             raise EmptyAudioError("The recording has no sound in it (it is 0 seconds long).")
         if seen / reader.rate < MIN_DURATION_S:
@@ -773,12 +795,12 @@ def sound_windows(
                 f"The sound is only {describe_duration(seen / reader.rate)} long; Studio needs at least "
                 f"{MIN_DURATION_S:g} seconds to tell what it is."
             )
-        pending = np.concatenate([pending, resampler.flush()])
-        yield from windows_ready(final=True)
+        pending = np.concatenate([pending, np.clip(resampler.flush(), -1.0, 1.0)])
+        for window in windows_ready(final=True):
+            yield window
+            report(window)
     finally:
-        close = getattr(blocks, "close", None)
-        if close is not None:
-            close()
+        reader.close()
 
 
 def _too_long_sound(how_long: str, limit: float) -> RecordingTooLongError:
@@ -786,3 +808,12 @@ def _too_long_sound(how_long: str, limit: float) -> RecordingTooLongError:
         f"The recording is {how_long} long; Studio listens to at most {describe_duration(limit)} at a time. "
         "Cut it into shorter files."
     )
+
+
+def check_sound(source) -> None:
+    """Opens a recording and reads its header (ffmpeg starts decoding), to say what is wrong before a model loads.
+
+    Raises:
+        BadAudioError: (a subclass) missing, empty, not a sound file, damaged, or without a sound track.
+    """
+    _open_sound(source).close()

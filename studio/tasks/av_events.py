@@ -206,6 +206,7 @@ class AvEvents:
         audio_weight: float = DEFAULT_AUDIO_WEIGHT,
         head=None,
         channel_order: str = "RGB",
+        hop_s: float | None = None,
         progress: Progress = no_progress,
     ) -> AvEventsResult:
         """Recognizes what is happening.
@@ -221,6 +222,7 @@ class AvEvents:
             audio_weight: Late fusion's weight of the sound, 0 to 1.
             head: The trained `FusionHead` for early/attention fusion.
             channel_order: "BGR" for OpenCV camera frames.
+            hop_s: Seconds between the sound's windows (default: one window, no overlap).
             progress: Receives fractions and sentences (long recordings take a while).
 
         Raises:
@@ -266,6 +268,7 @@ class AvEvents:
                 sound = self.sound_task(
                     sound_source,
                     typed if self.sound_task.takes_typed_labels else None,
+                    hop_s=hop_s,
                     progress=scaled(progress, 0.0, 0.85 if images else 1.0),
                 )
                 notices += sound.notices
@@ -358,3 +361,51 @@ class AvEvents:
             audio_probs = restricted_distribution(sound.mean_scores(), sound.labels, classes)
         picture = score_picture(self.picture_task, sample_frames(video, VIDEO_FRAMES), classes)
         return ClipExample(sound.embedding(), picture.embedding, audio_probs, picture.probs, label)
+
+
+def teach_fusion_heads(
+    sound: SoundEventsTask,
+    picture: ZeroShotTask,
+    folder,
+    name: str,
+    models_dir,
+    sound_model_name: str,
+    picture_model_name: str,
+    audio_weight: float = DEFAULT_AUDIO_WEIGHT,
+    progress: Progress = no_progress,
+) -> tuple[dict, list]:
+    """Trains and saves both fusion heads on a folder of labelled clips (one sub-folder of videos per class).
+
+    Each clip is heard and looked at by the loaded models; both heads are trained on a stratified part of the clips
+    and compared with late fusion on the rest (`studio.finetune.fusion.train_and_compare`), then saved.
+
+    Returns:
+        The held-out comparison and the saved heads' folders.
+
+    Raises:
+        StudioError: The folder, a clip or the name is unusable (the sentence says which).
+    """
+    from studio.finetune.fusion import FusionHeadError, clean_head_name, collect_clips, save_head, train_and_compare
+    from studio.media.audio import BadAudioError
+
+    name = clean_head_name(name)
+    classes, clips = collect_clips(folder)
+    av = AvEvents(sound, picture)
+    examples = []
+    for i, (path, label) in enumerate(clips):
+        progress(0.8 * i / len(clips), f"Hearing and looking at clip {i + 1} of {len(clips)} ({path.name})…")
+        try:
+            examples.append(av.clip_example(path, classes, label))
+        except BadAudioError as exc:
+            raise FusionHeadError(f"The clip {path.name} cannot be used: {exc}") from exc
+    heads, evaluation = train_and_compare(
+        examples,
+        classes,
+        sound_model_name,
+        picture_model_name,
+        audio_weight=audio_weight,
+        progress=scaled(progress, 0.8, 0.98),
+    )
+    saved = [save_head(head, models_dir, name) for head in heads.values()]
+    progress(1.0, "Saved the fusion heads.")
+    return evaluation, saved

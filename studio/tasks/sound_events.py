@@ -353,8 +353,18 @@ class RollingListener:
         from studio.media.audio import StreamResampler, _array_to_float, _to_mono
 
         if rate not in self._resamplers:
-            self._resamplers = {rate: StreamResampler(rate, self.task.rate)}
+            # Small blocks: a live stream should not wait long for its resampled sound.
+            self._resamplers = {rate: StreamResampler(rate, self.task.rate, block=rate // 20)}
         mono = self._resamplers[rate].push(_to_mono(_array_to_float(np.asarray(samples))))
+        return self._steps(mono)
+
+    def flush(self) -> list[WindowEvents]:
+        """The steps of the sound still held in the resampler, once the input has ended (a file's last chunk)."""
+        mono = np.concatenate([r.flush() for r in self._resamplers.values()]) if self._resamplers else np.zeros(0)
+        return self._steps(mono.astype(np.float32))
+
+    def _steps(self, mono: np.ndarray) -> list[WindowEvents]:
+        mono = np.clip(mono, -1.0, 1.0)
         out = []
         position = 0
         while position < len(mono):
@@ -372,3 +382,47 @@ class RollingListener:
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def listen(chunks, listener: RollingListener, seconds: float | None = None):
+    """The live loop: feeds chunks of sound to the listener and yields each step's events as plain data.
+
+    Args:
+        chunks: (samples, rate) pairs, from the microphone (`studio.media.microphone.microphone_chunks`) or a file.
+        listener: The rolling window.
+        seconds: Stop after this much sound (None: until the chunks end).
+
+    Yields:
+        {"start_s", "end_s", "silent", "labels": [{"label", "score"}]} per step.
+    """
+
+    def as_event(step: WindowEvents) -> dict:
+        return {
+            "start_s": round(step.start_s, 3),
+            "end_s": round(step.end_s, 3),
+            "silent": step.silent,
+            "labels": step.top(listener.labels),
+        }
+
+    for samples, rate in chunks:
+        for step in listener.feed(samples, rate):
+            yield as_event(step)
+        if seconds is not None and listener.heard_s >= seconds:
+            return
+    for step in listener.flush():
+        yield as_event(step)
+
+
+def file_chunks(path, chunk_s: float = 0.1):
+    """A recording as (samples, rate) chunks of `chunk_s`, as a microphone would deliver it (at the file's rate)."""
+    from studio.media.audio import _open_sound, _to_mono
+
+    reader = _open_sound(path)
+    step = max(1, int(chunk_s * reader.rate))
+    try:
+        for block in reader.blocks:
+            mono = _to_mono(block)
+            for i in range(0, len(mono), step):
+                yield mono[i : i + step], reader.rate
+    finally:
+        reader.close()
