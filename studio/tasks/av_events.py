@@ -262,9 +262,13 @@ class AvEvents:
 
         sound = None
         if sound_source is not None:
-            if self.sound_task is None:
-                raise StudioError("No sound model is loaded to listen with.")
             try:
+                if self.sound_task is None:
+                    if audio is None:  # a video: a silent film needs no sound model
+                        from studio.media.audio import check_sound
+
+                        check_sound(video)
+                    raise StudioError("No sound model is loaded to listen with.")
                 sound = self.sound_task(
                     sound_source,
                     typed if self.sound_task.takes_typed_labels else None,
