@@ -184,16 +184,20 @@ class SoundTab:
         from studio.finetune.fusion import list_heads
 
         if fusion == "late":
-            return "Late fusion: the two sides' scores, weighted by the slider.", gr.update(choices=[], value=None)
+            return "Late fusion: the two sides' scores, weighted by the slider.", gr.update(
+                choices=[], value=None, visible=False
+            )
         heads = list_heads(self.models_dir, fusion)
         if not heads:
             note = (
                 f"**{fusion.capitalize()} fusion needs training:** no {fusion} fusion head has been trained yet, so "
                 "late fusion is used. Teach one below with your labelled clips."
             )
-            return note, gr.update(choices=[], value=None)
+            return note, gr.update(choices=[], value=None, visible=False)
         choices = [(h.label, h.name) for h in heads]
-        return f"{fusion.capitalize()} fusion with a trained head.", gr.update(choices=choices, value=choices[0][1])
+        return f"{fusion.capitalize()} fusion with a trained head.", gr.update(
+            choices=choices, value=choices[0][1], visible=True
+        )
 
     def teach(
         self,
@@ -280,7 +284,6 @@ def contributions_figure(result):
     ax.set_xlim(0, 1)
     ax.set_xlabel("fused score")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Each modality's share of the top labels", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -301,7 +304,6 @@ def timeline_outputs(sound):
     image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1, extent=(0, end, len(names) - 0.5, -0.5))
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("time (seconds)")
-    ax.set_title("What was heard when (brighter: more sure)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
     lines = ["What was heard, window by window:"]
@@ -389,7 +391,7 @@ def build(ctx) -> None:
             fusion_note = gr.Markdown(
                 "Late fusion: the two sides' scores, weighted by the slider.", elem_id="snd-fusion-note"
             )
-            head = gr.Dropdown(choices=[], value=None, label="Trained fusion head", elem_id="snd-head")
+            head = gr.Dropdown(choices=[], value=None, label="Trained fusion head", elem_id="snd-head", visible=False)
             audio_weight = gr.Slider(
                 0, 1, value=0.5, step=0.05, label="Weight of the sound (late fusion)", elem_id="snd-weight"
             )
@@ -403,7 +405,9 @@ def build(ctx) -> None:
             shares_plot = gr.Plot(label="Each modality's share of the top labels", elem_id="snd-shares-plot")
             shares_text = gr.Markdown("", elem_id="snd-shares-text", label="The chart in words")
         with gr.Column(scale=1):
-            timeline_plot = gr.Plot(label="Timeline: what was heard when", elem_id="snd-timeline-plot")
+            timeline_plot = gr.Plot(
+                label="Timeline: what was heard when (brighter: more sure)", elem_id="snd-timeline-plot"
+            )
             summary = gr.Markdown("", elem_id="snd-summary")
     with gr.Accordion("Timeline in words", open=False):
         timeline_text = gr.Markdown("", elem_id="snd-timeline-text")
