@@ -198,3 +198,39 @@ def test_fusion_modes_need_training_until_a_head_is_trained(
     assert set(scores_of(outputs[0])) == {"knocking", "talking"}
     assert sum(scores_of(outputs[0]).values()) == pytest.approx(1.0, abs=1e-6)
     assert np.isfinite(list(scores_of(outputs[0]).values())).all()
+
+
+def test_microphone_stream_hears_the_last_seconds(sound_app, sounds, tiny_ast_dir):
+    """The microphone stream's handler, fed half-second chunks of a recording as gradio delivers them ((rate, int16
+    array)): every second it shows the rolling window's scores, as the task scores those very samples."""
+    import wave
+
+    from studio.tasks.sound_events import SoundEventsTask
+    from studio.ui.sound_tab import SoundTab
+
+    tab = SoundTab(sound_app[1])
+    with wave.open(str(sounds["speech"])) as w:
+        rate = w.getframerate()
+        samples = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    shown = []
+    for i in range(0, len(samples), rate // 2):
+        scores, announce, live = tab.listen_stream(
+            (rate, samples[i : i + rate // 2]), "", str(tiny_ast_dir), "auto", "cpu", request=None
+        )
+        if isinstance(scores, dict):
+            shown.append((scores, text_of(announce), live))
+    assert len(shown) == 1  # 1.8 s of sound, heard every second
+    task = SoundEventsTask.load(str(tiny_ast_dir), sound_app[1], device="cpu")
+    listener = tab.listeners["local"][1]
+    assert listener.heard_s == pytest.approx(1.0, abs=0.1)
+    from studio.media.audio import load_audio
+
+    whole = load_audio(sounds["speech"], task.rate, None).samples
+    expected = task.listen_window(whole[: task.rate], None).top(task.model_labels, 5)
+    scores, announce, live = shown[0]
+    assert list(scores) == [e["label"] for e in expected]
+    assert list(scores.values()) == pytest.approx([e["score"] for e in expected], abs=1e-4)
+    assert announce == f"Hearing: {expected[0]['label']}"
+    assert live.startswith("1 s heard; the last 1 s:")
+    tab.stop_listening(request=None)
+    assert "local" not in tab.listeners

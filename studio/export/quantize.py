@@ -58,7 +58,7 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            quantize_graph(directory / manifest["graphs"][spec.name]["file"], tmp)
+            quantize_graph(directory / manifest["graphs"][spec.name]["file"], tmp, spec.int8_weights_only)
             progress((i + 0.7) / len(specs), "Comparing int8 with fp32 on the example photos…")
             fp32 = OnnxBackend(directory / manifest["graphs"][spec.name]["file"], device="cpu").run(inputs[spec.name])
             int8 = OnnxBackend(tmp, device="cpu").run(inputs[spec.name])
@@ -78,7 +78,8 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
             "sha256": hash_graph(directory, final.name[: -len(".onnx")]),
             "cosine_to_fp32_min": float(cos.min()),
             "cosine_to_fp32_mean": float(cos.mean()),
-            "method": "onnxruntime dynamic quantization, QInt8 weights, per-tensor",
+            "method": "onnxruntime dynamic quantization, QInt8 weights, per-tensor"
+            + (", weight MatMuls only" if spec.int8_weights_only else ""),
         }
     entry = {"graphs": entries, "min_cosine_required": min_cosine}
     manifest.setdefault("variants", {})[VARIANT] = entry
@@ -87,8 +88,14 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
     return entry
 
 
-def quantize_graph(src: Path, dst: Path) -> None:
-    """Writes a dynamically quantized (int8 weights) copy of an ONNX graph."""
+def quantize_graph(src: Path, dst: Path, weights_only: bool = False) -> None:
+    """Writes a dynamically quantized (int8 weights) copy of an ONNX graph.
+
+    Args:
+        src: The fp32 graph.
+        dst: Where to write the int8 graph.
+        weights_only: Leave MatMuls of two activations (attention) in float (`GraphSpec.int8_weights_only`).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -101,7 +108,13 @@ def quantize_graph(src: Path, dst: Path) -> None:
             log.warning("quantization pre-processing failed for %s; quantizing the graph as exported", src.name)
             prepared = src
         try:
-            quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8, per_channel=False)
+            quantize_dynamic(
+                str(prepared),
+                str(dst),
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+                extra_options={"MatMulConstBOnly": True} if weights_only else None,
+            )
         except Exception as exc:
             raise ExportError(f"Quantizing {src.name} to int8 failed ({type(exc).__name__}).") from exc
 

@@ -22,6 +22,8 @@ class GraphSpec:
         dynamic_axes: Per input/output, the axes whose size may vary, by axis name.
         build: Makes the wrapper module from the loaded Hugging Face model.
         quantizable: Whether an int8 variant is offered (weights dominated by MatMuls).
+        int8_weights_only: Quantize only the MatMuls with a weight operand, leaving activation-by-activation ones
+            (attention scores over long sequences) in float: quantizing those on the fly costs more than it saves.
     """
 
     name: str
@@ -30,6 +32,7 @@ class GraphSpec:
     dynamic_axes: dict[str, dict[int, str]]
     build: Callable
     quantizable: bool = False
+    int8_weights_only: bool = False
     tolerance: dict = field(default_factory=lambda: {"atol": 1e-4, "rtol": 1e-3})
 
 

@@ -51,6 +51,7 @@ GRAPHS = (
         dynamic_axes={"input_values": {0: "batch"}, "logits": {0: "batch"}, "audio_embeds": {0: "batch"}},
         build=_classifier,
         quantizable=True,
+        int8_weights_only=True,
         tolerance={"atol": 2e-4, "rtol": 1e-3},
     ),
 )
