@@ -58,6 +58,7 @@ def test_predict_sound_and_picture(cli_env, cli_models_dir, tiny_clap_dir, tiny_
     assert out["sound_model"] == str(tiny_clap_dir)
 
 
+@pytest.mark.slow  # AvEvents on a silent film is tested by default in test_av_events.py; this is the CLI's wiring
 def test_predict_video_without_sound_track_uses_its_pictures(
     cli_env, cli_models_dir, tiny_ast_dir, tiny_clip_dir, sounds
 ):
@@ -125,9 +126,9 @@ def test_listen_to_a_file_prints_events_as_they_happen(cli_env, cli_models_dir, 
 
 def test_export_av_events_model(cli_env, tiny_ast_dir, tmp_path):
     out_dir = tmp_path / "exported"
-    proc = studio(cli_env, "export", "av-events", "--model", tiny_ast_dir, "--out", out_dir, "--quantize", "int8")
+    proc = studio(cli_env, "export", "av-events", "--model", tiny_ast_dir, "--out", out_dir)
     directory, manifest = read_verified_export(
         stdout_json(proc), out_dir, "av-events", "ast", tiny_ast_dir, {"audio_classifier"}
     )
     assert manifest["metadata"]["kind"] == "tagging" and len(manifest["metadata"]["labels"]) == 12
-    assert manifest["variants"]["int8"]["graphs"]["audio_classifier"]["cosine_to_fp32_min"] >= 0.99
+    assert "synthesized sounds" in manifest["parity_inputs"]
