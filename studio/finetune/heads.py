@@ -121,7 +121,7 @@ def train_linear_probe(
     for step in range(steps):
         if should_stop is not None and should_stop():
             break
-        loss = float(opt.step(closure))
+        loss = float(opt.step(closure).detach())
         losses.append(loss)
         progress((step + 1) / steps, f"Training step {step + 1} of {steps} (loss {loss:.3f})")
         if len(losses) > 5 and abs(losses[-2] - losses[-1]) < 1e-6 * max(1.0, abs(losses[-1])):

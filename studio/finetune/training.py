@@ -353,3 +353,41 @@ def classify(task, saved: SavedVersion, image, channel_order: str = "RGB"):
     order = np.argsort(-probs, kind="stable")
     labels = [{"label": head.classes[i], "score": float(probs[i])} for i in order]
     return ZeroShotResult(labels, (time.perf_counter() - started) * 1000, 0.0, list(saved.notices))
+
+
+def evaluate_folder(task, saved: SavedVersion, folder: Path) -> dict:
+    """Accuracies of zero-shot, the trained head and the blend on a labelled folder (one sub-folder per class).
+
+    Raises:
+        ClassifierError: No sub-folder is named after one of the classifier's classes.
+    """
+    from studio.finetune.store import IMAGE_SUFFIXES
+    from studio.media.image import load_image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ClassifierError(f"The folder {folder} does not exist.")
+    head = head_of(saved)
+    index = {c.casefold(): i for i, c in enumerate(head.classes)}
+    files, labels, notices = [], [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if sub.name.casefold() not in index:
+            notices.append(f"The sub-folder “{sub.name}” is not one of the classes, so it was left out.")
+            continue
+        for f in sorted(sub.rglob("*")):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(index[sub.name.casefold()])
+    if not files:
+        raise ClassifierError(
+            f"The folder {folder} has no pictures in sub-folders named after the classes ({', '.join(head.classes)})."
+        )
+    embeds = np.concatenate(
+        [
+            task.forward(task.preprocessing.batch([load_image(f) for f in files[i : i + _EMBED_BATCH]]))
+            for i in range(0, len(files), _EMBED_BATCH)
+        ]
+    )
+    y = np.array(labels)
+    result = evaluate({saved.head["method"]: head}, saved.head["method"], head.blend, embeds, y)
+    return {**result.as_dict(), "notices": notices}
