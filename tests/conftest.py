@@ -381,3 +381,4 @@ def artifacts(request) -> Path:
     for stale in ARTIFACTS.glob(f"{request.module.ARTIFACT_PREFIX}-*-FAILED.png"):  # from an earlier failed run
         stale.unlink()
     return ARTIFACTS
+from tests.fixtures_finetune import *  # noqa: F401,F403
