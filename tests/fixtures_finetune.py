@@ -55,6 +55,26 @@ def shapes_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def reference_embeds(tiny_clip_dir):
+    """transformers' normalized image features of PIL pictures (CLIPProcessor + CLIPModel.get_image_features)."""
+    import torch
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(str(tiny_clip_dir)).eval()
+    processor = CLIPProcessor.from_pretrained(str(tiny_clip_dir))
+
+    def embed(images):
+        with torch.inference_mode():
+            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+            feats = model.get_image_features(pixel_values=pixels)
+            feats = getattr(feats, "pooler_output", feats)
+        feats = feats.numpy()
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    return embed
+
+
+@pytest.fixture(scope="session")
 def clip_task(tiny_clip_dir, tmp_path_factory):
     """The tiny CLIP's ZeroShotTask on PyTorch (CPU), shared by the fine-tune tests."""
     from studio.tasks.zero_shot import ZeroShotTask

@@ -32,26 +32,6 @@ from tests.helpers import REPO, assert_plain_sentence
 UNSAFE_CLASSES = ["../../etc/passwd", "a/b\\c", ".", "..", "über·café ☕ 猫", "x" * 200, "CON", "name.with.dots"]
 
 
-@pytest.fixture(scope="module")
-def reference_embeds(tiny_clip_dir):
-    """transformers' normalized image features of PIL pictures (CLIPProcessor + CLIPModel.get_image_features)."""
-    import torch
-    from transformers import CLIPModel, CLIPProcessor
-
-    model = CLIPModel.from_pretrained(str(tiny_clip_dir)).eval()
-    processor = CLIPProcessor.from_pretrained(str(tiny_clip_dir))
-
-    def embed(images):
-        with torch.inference_mode():
-            pixels = processor(images=images, return_tensors="pt")["pixel_values"]
-            feats = model.get_image_features(pixel_values=pixels)
-            feats = getattr(feats, "pooler_output", feats)
-        feats = feats.numpy()
-        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
-
-    return embed
-
-
 def copy_models(trained_models_dir, tmp_path) -> Path:
     return Path(shutil.copytree(trained_models_dir, tmp_path / "exported"))
 

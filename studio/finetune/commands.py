@@ -112,10 +112,11 @@ def _train_args(p):
 
 def _train(args, models_dir):
     from studio.cli import _tqdm_progress
-    from studio.finetune.training import check_blend, save_run, train_classifier
+    from studio.finetune.training import check_blend, check_trainable, save_run, train_classifier
 
     check_blend(args.blend)
     store = _store(models_dir)
+    check_trainable(store, args.name)  # say what is missing before loading a model
     meta = store.meta(args.name)
     task = _load_task(meta.get("model"), models_dir, args.backend, args.device)
     run = train_classifier(task, store, args.name, args.method, args.blend, _tqdm_progress("Training"))

@@ -164,6 +164,23 @@ def check_blend(blend: float) -> float:
     return value
 
 
+def check_trainable(store: ClassifierStore, name: str) -> dict[str, list[tuple[str, Path]]]:
+    """A classifier's examples by class, once every class has at least one.
+
+    Raises:
+        ClassifierError: A class has no examples.
+    """
+    examples = store.examples(name)
+    empty = [c for c, items in examples.items() if not items]
+    if empty:
+        names = ", ".join(f"“{c}”" for c in empty)
+        raise ClassifierError(
+            f"{'These classes have' if len(empty) > 1 else 'The class'} {names} "
+            f"{'' if len(empty) > 1 else 'has '}no examples yet; add at least one picture to every class."
+        )
+    return examples
+
+
 def train_classifier(
     task,
     store: ClassifierStore,
@@ -190,14 +207,7 @@ def train_classifier(
     if method not in METHODS:
         raise ClassifierError(f"Choose a training method: {', '.join(METHODS)}.")
     blend = check_blend(blend)
-    examples = store.examples(name)
-    empty = [c for c, items in examples.items() if not items]
-    if empty:
-        names = ", ".join(f"“{c}”" for c in empty)
-        raise ClassifierError(
-            f"{'These classes have' if len(empty) > 1 else 'The class'} {names} "
-            f"{'' if len(empty) > 1 else 'has '}no examples yet; add at least one picture to every class."
-        )
+    examples = check_trainable(store, name)
     classes = list(examples)
     items = [it for c in classes for it in examples[c]]
     labels = np.array([i for i, c in enumerate(classes) for _ in examples[c]], dtype=np.int64)
