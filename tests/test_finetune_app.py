@@ -61,13 +61,14 @@ def test_create_add_train_compare_and_save(client, ft_app, tiny_clip_dir, shapes
     out, _ = outputs_and_toasts(
         client.submit("Shapes ☕/..", "linear", 0.9, "torch", "cpu", api_name="/finetune_train")
     )
-    table, loss_plot, loss_text, confusion_plot, confusion_text, announce, badge = out  # the button is no output
+    # 15 red, 12 green, 12 blue examples: 4, 3, 3 held out. (The save button is no API output.)
+    table, loss_plot, loss_text, confusion_plot, confusion_text, announce, badge = out
     rows = {r[0]: r[1] for r in table["data"]}
     assert rows["Linear probe"] in ("90%", "100%")  # 10 held out; chance is 33%
     assert "held-out examples" in text_of(announce) and "PyTorch · CPU" in badge
     assert loss_plot is not None and confusion_plot is not None
     assert loss_text.startswith("Loss curve: the loss went from")
-    assert "Confusion matrix: “red”:" in confusion_text and "of 4 right" in confusion_text  # 15 red, 12 green, 12 blue: 4, 3, 3 held out
+    assert "Confusion matrix: “red”:" in confusion_text and "of 4 right" in confusion_text
 
     out, _ = outputs_and_toasts(client.submit("linear", 0.0, api_name="/finetune_blend"))
     assert {r[0]: r[1] for r in out[0]["data"]}["Blended (what is saved)"] == rows[
