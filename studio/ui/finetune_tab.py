@@ -489,9 +489,11 @@ def build(ctx) -> None:
         tab.delete, [classifier, confirm], [announce, saved, classifier, confirm], api_name="finetune_delete"
     )
     if ctx.demo is not None:
+        # A page opened later sees classifiers made since the app started. Only the list is refreshed, never the
+        # value: this can answer after the user already created (and so chose) a classifier.
         ctx.demo.load(
-            lambda name: (tab._choices(name), tab.saved_rows()),
-            [classifier],
+            lambda: (gr.update(choices=tab.store.names()), tab.saved_rows()),
+            None,
             [classifier, saved],
             api_name="finetune_refresh",
         )
