@@ -325,3 +325,37 @@ def test_zip_that_is_no_classifier_is_refused(tmp_path):
         zf.writestr("classifier.json", json.dumps({"format": 1, "name": "x"}))
     with pytest.raises(ClassifierError, match="not a classifier exported by Studio"):
         ClassifierStore(tmp_path).import_zip(tmp_path / "other.zip")
+
+
+# Contrastive fine-tuning -------------------------------------------------------------------------------------------
+
+
+def test_contrastive_fine_tuning_cancels_resumes_and_compares(trained_models_dir, tmp_path, tiny_clip_dir):
+    from studio.finetune.contrastive import CHECKPOINT, CHECKPOINT_DIR, ContrastiveSettings, fine_tune
+    from studio.finetune.training import TrainingCancelled
+
+    models = copy_models(trained_models_dir, tmp_path)
+    store = ClassifierStore(models)
+    settings = ContrastiveSettings(epochs=2, batch_size=9, learning_rate=1e-4)  # 27 training examples: 3 steps/epoch
+    steps = {"n": 0}
+
+    def stop_in_epoch_2():
+        steps["n"] += 1
+        return steps["n"] > 4
+
+    with pytest.raises(TrainingCancelled) as info:
+        fine_tune(store, "Colours", models, settings, device="cpu", should_stop=stop_in_epoch_2)
+    assert_plain_sentence(str(info.value), "cancelled during epoch 2", "after epoch 1 is kept")
+    checkpoint = store.folder("Colours") / CHECKPOINT_DIR / CHECKPOINT
+    assert checkpoint.is_file() and not [p for p in checkpoint.parent.iterdir() if p.name.endswith(".tmp")]
+    report = fine_tune(store, "Colours", models, settings, device="cpu")
+    assert report.resumed_from == 1 and report.epochs_done == 2 and len(report.losses) == 2
+    assert report.held_out == 9 and not report.mixed_precision
+    assert report.accuracy["linear_probe"] == store.load("Colours").head["accuracy"]["linear"]
+    assert 0.0 <= report.accuracy["fine_tuned"] <= 1.0
+    # the fine-tuned model is a model folder the zero-shot task loads like any other
+    from studio.tasks.zero_shot import ZeroShotTask
+
+    task = ZeroShotTask.load(report.model_dir, tmp_path / "m", backend="torch", device="cpu")
+    result = task(shape_picture("red", 5), "red, green, blue")
+    assert sorted(r["label"] for r in result.labels) == ["blue", "green", "red"]

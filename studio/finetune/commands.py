@@ -160,6 +160,35 @@ def _eval(args, models_dir):
     return out
 
 
+def _contrastive_args(p):
+    from studio.finetune.contrastive import ContrastiveSettings
+
+    d = ContrastiveSettings()
+    p.add_argument("name", help="the classifier")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--restart", action="store_true", help="ignore the last checkpoint and start over")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _contrastive(args, models_dir):
+    from studio.cli import _tqdm_progress
+    from studio.finetune.contrastive import ContrastiveSettings, fine_tune
+
+    settings = ContrastiveSettings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size)
+    report = fine_tune(
+        _store(models_dir),
+        args.name,
+        models_dir,
+        settings,
+        device=args.device,
+        resume=not args.restart,
+        progress=_tqdm_progress("Fine-tuning"),
+    )
+    return report.as_dict()
+
+
 # list / rename / delete / export / import ------------------------------------------------------------------------
 
 
@@ -212,6 +241,11 @@ COMMANDS: dict[str, Command] = {
     "remove": Command("remove one example", _remove_args, _remove),
     "train": Command("train on the examples, compare with zero-shot on held-out ones, save", _train_args, _train),
     "eval": Command("show a saved classifier's accuracies, or measure them on a folder", _eval_args, _eval),
+    "contrastive": Command(
+        "advanced: fine-tune the whole image-text model on the examples (resumes from its last checkpoint)",
+        _contrastive_args,
+        _contrastive,
+    ),
     "list": Command("list the saved classifiers", lambda p: None, _list),
     "rename": Command("rename a classifier", _rename_args, _rename),
     "export": Command("write a classifier as a zip file", _export_args, _export),
