@@ -123,3 +123,14 @@ def test_rename_export_import_delete(client, ft_app, tmp_path):
     assert text_of(out[0]) == "Deleted “Colours (old)”."
     assert "Colours (old)" not in ClassifierStore(ft_app[1]).names()
     assert ClassifierStore(ft_app[1]).load("Colours").version == 1
+
+
+def test_contrastive_fine_tuning_from_the_tab(client, ft_app):
+    out, _ = outputs_and_toasts(client.submit("Colours", 1, 1e-4, True, "cpu", api_name="/finetune_contrastive"))
+    text = text_of(out[0])
+    assert "Fine-tuned for 1 epochs" in text and "linear probe" in text
+    rows = {r[0]: r[1] for r in out[1]["data"]}
+    saved = ClassifierStore(ft_app[1]).load("Colours")
+    assert rows["Linear probe (last saved version)"] == f"{saved.head['accuracy']['linear']:.0%}"
+    out, _ = outputs_and_toasts(client.submit(api_name="/finetune_cancel"))
+    assert "Stopping" in text_of(out)

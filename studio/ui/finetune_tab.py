@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.task_cache import TaskCache
-from studio.ui.components import live_region, problem, runtime_badge, ui_progress
+from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class FinetuneTab:
         self.models_dir = models_dir
         self.store = ClassifierStore(models_dir)
         self.tasks = TaskCache.of(ZeroShotTask, models_dir, option_names=("variant",))
+        self._cancel: dict[str, threading.Event] = {}
 
     # Helpers ----------------------------------------------------------------------------------------------------
 
@@ -319,6 +321,58 @@ class FinetuneTab:
         )
         return live_region(text, REGION), self.saved_rows(), self._overview(saved.name)
 
+    def fine_tune(self, name, epochs, learning_rate, restart, device, request: gr.Request, progress=gr.Progress()):
+        """Advanced: contrastive fine-tuning of the whole model, cancellable, resuming from its last checkpoint."""
+        from studio.finetune.contrastive import ContrastiveSettings, fine_tune
+
+        session = session_of(request)
+        cancel = self._cancel.setdefault(session, threading.Event())
+        cancel.clear()
+        try:
+            if not name:
+                raise StudioError("Create or choose a classifier first.")
+            settings = ContrastiveSettings(epochs=int(epochs or 0), learning_rate=float(learning_rate or 0))
+            report = fine_tune(
+                self.store,
+                name,
+                self.models_dir,
+                settings,
+                device=device,
+                resume=not restart,
+                progress=ui_progress(progress),
+                should_stop=cancel.is_set,
+            )
+        except StudioError as exc:
+            return problem(str(exc), REGION), gr.skip()
+        acc = report.accuracy
+        rows = [
+            ["Zero-shot before fine-tuning", _percent(acc["zero_shot_before"])],
+            ["Fine-tuned model (zero-shot with its class names)", _percent(acc["fine_tuned"])],
+            ["Linear probe (last saved version)", _percent(acc["linear_probe"])],
+        ]
+        better = acc["fine_tuned"] is not None and acc["linear_probe"] is not None
+        verdict = ""
+        if better:
+            verdict = (
+                " It beat the linear probe."
+                if acc["fine_tuned"] > acc["linear_probe"]
+                else " It did not beat the linear probe; keep using the probe."
+            )
+        text = (
+            f"Fine-tuned for {report.epochs_done} epochs in {report.seconds:.0f} s "
+            f"({'resumed after epoch ' + str(report.resumed_from) if report.resumed_from else 'from the start'})."
+            + verdict
+            + f" The model is saved in {report.model_dir}: type that folder into the Zero-shot tab's model picker."
+        )
+        return live_region(text, REGION), rows
+
+    def cancel_fine_tune(self, request: gr.Request):
+        """Asks a running fine-tuning of this session to stop after its current step."""
+        event = self._cancel.get(session_of(request))
+        if event is not None:
+            event.set()
+        return live_region("Stopping after the current step; the last finished epoch is kept.", REGION)
+
     def rename(self, name, new_name):
         try:
             new = self.store.rename(name, new_name)
@@ -433,6 +487,27 @@ def build(ctx) -> None:
     badge = gr.Markdown(runtime_badge(None), elem_id="ft-runtime", elem_classes=["studio-badge"])
     save_btn = gr.Button("Save this classifier", interactive=False, elem_id="ft-save")
 
+    with gr.Accordion("Advanced: fine-tune the whole model", open=False):
+        gr.Markdown(
+            "Trains every weight of the image-text model on your examples (contrastive, like CLIP was trained). Slow "
+            "on a CPU; it can be cancelled and resumes from the last finished epoch. The table compares it with the "
+            "linear probe on the same held-out examples."
+        )
+        with gr.Row():
+            epochs = gr.Number(value=3, minimum=1, maximum=100, precision=0, label="Epochs", elem_id="ft-epochs")
+            learning_rate = gr.Number(value=1e-5, minimum=0, label="Learning rate", elem_id="ft-lr")
+            restart = gr.Checkbox(value=False, label="Start over (ignore the last checkpoint)", elem_id="ft-restart")
+        with gr.Row():
+            tune_btn = gr.Button("Fine-tune the model", elem_id="ft-contrastive")
+            cancel_btn = gr.Button("Cancel fine-tuning", elem_id="ft-cancel")
+        tune_table = gr.Dataframe(
+            headers=["Classifier", "Held-out accuracy"],
+            value=[],
+            label="Fine-tuning compared on held-out examples",
+            interactive=False,
+            elem_id="ft-contrastive-accuracy",
+        )
+
     gr.Markdown("#### 4. Saved classifiers")
     saved = gr.Dataframe(
         headers=["Name", "Classes", "Examples", "Version", "Zero-shot accuracy", "Saved accuracy"],
@@ -481,6 +556,13 @@ def build(ctx) -> None:
     )
     for control, api in ((method, "finetune_method"), (blend, "finetune_blend")):
         control.change(tab.reblend, [run_state, method, blend], [table, confusion_plot, confusion_alt], api_name=api)
+    tune_btn.click(
+        tab.fine_tune,
+        [classifier, epochs, learning_rate, restart, panel.device],
+        [announce, tune_table],
+        api_name="finetune_contrastive",
+    )
+    cancel_btn.click(tab.cancel_fine_tune, None, [announce], api_name="finetune_cancel", queue=False)
     save_btn.click(tab.save, [run_state, method, blend], [announce, saved, overview], api_name="finetune_save")
     rename_btn.click(tab.rename, [classifier, rename_to], [announce, saved, classifier], api_name="finetune_rename")
     export_btn.click(tab.export_zip, [classifier], [announce, zip_out], api_name="finetune_export")
