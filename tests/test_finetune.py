@@ -359,3 +359,40 @@ def test_contrastive_fine_tuning_cancels_resumes_and_compares(trained_models_dir
     task = ZeroShotTask.load(report.model_dir, tmp_path / "m", backend="torch", device="cpu")
     result = task(shape_picture("red", 5), "red, green, blue")
     assert sorted(r["label"] for r in result.labels) == ["blue", "green", "red"]
+
+
+KILL_MID_FINE_TUNING = """
+import sys, time
+from pathlib import Path
+from studio.finetune.contrastive import ContrastiveSettings, fine_tune
+from studio.finetune.store import ClassifierStore
+
+def progress(fraction, message):
+    if message.startswith("Epoch 2"):  # epoch 1's checkpoint is written; now die mid-epoch
+        print("EPOCH2", flush=True)
+        time.sleep(600)
+
+models = Path(sys.argv[1])
+fine_tune(ClassifierStore(models), "Colours", models, ContrastiveSettings(epochs=2, batch_size=9), "cpu",
+          progress=progress)
+"""
+
+
+def test_a_process_killed_mid_fine_tuning_resumes_from_its_checkpoint(trained_models_dir, tmp_path):
+    from studio.finetune.contrastive import ContrastiveSettings, fine_tune
+
+    models = copy_models(trained_models_dir, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_MID_FINE_TUNING, str(models)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
+    try:
+        assert proc.stdout.readline().strip() == "EPOCH2"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    store = ClassifierStore(models)
+    assert store.load("Colours").version == 1  # the saved classifier is untouched
+    report = fine_tune(store, "Colours", models, ContrastiveSettings(epochs=2, batch_size=9), "cpu")
+    assert report.resumed_from == 1 and len(report.losses) == 2
+    assert "Resumed from the checkpoint after epoch 1." in report.notices
