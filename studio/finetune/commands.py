@@ -100,10 +100,9 @@ def _examples(args, models_dir):
 
 
 def _train_args(p):
-    from studio.finetune.heads import METHODS
-
+    # Literal choices (studio.finetune.heads.METHODS): building the parser must not import numpy, for a fast --help.
     p.add_argument("name", help="the classifier")
-    p.add_argument("--method", choices=tuple(METHODS), default="linear", help="the head to train and save")
+    p.add_argument("--method", choices=("linear", "prototype"), default="linear", help="the head to train and save")
     p.add_argument("--blend", type=float, default=0.5, help="0 = zero-shot only, 1 = trained head only")
     p.add_argument("--no-save", action="store_true", help="train and report without saving a new version")
     p.add_argument("--no-onnx", action="store_true", help="save without the image encoder + head ONNX graph")
@@ -161,13 +160,11 @@ def _eval(args, models_dir):
 
 
 def _contrastive_args(p):
-    from studio.finetune.contrastive import ContrastiveSettings
-
-    d = ContrastiveSettings()
+    # Defaults are ContrastiveSettings' (not imported here: building the parser must stay light).
     p.add_argument("name", help="the classifier")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--learning-rate", type=float, default=1e-5)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--restart", action="store_true", help="ignore the last checkpoint and start over")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
