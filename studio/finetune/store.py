@@ -584,18 +584,16 @@ class ClassifierStore:
             "versions": self.versions(name),
             "folder": str(folder),
         }
-        try:
-            saved = self.load(name)
-            row["latest"] = {
-                "version": saved.version,
-                "method": saved.head.get("method"),
-                "blend": saved.head.get("blend"),
-                "accuracy": saved.head.get("accuracy"),
-                "notices": saved.notices,
-            }
-        except ClassifierError as exc:
-            row["latest"] = None
-            row["state"] = str(exc)
+        # Lists read the newest version's head.json without hashing its files (a real model's graph is hundreds of
+        # MB); every use of a version goes through `load`, which checks them.
+        row["latest"] = None
+        for v in reversed(row["versions"]):
+            try:
+                head = json.loads((folder / f"v{v}" / HEAD_JSON).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            row["latest"] = {k: head.get(k) for k in ("version", "method", "blend", "accuracy")}
+            break
         return row
 
     def list(self) -> list[dict]:
