@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict_sub = predict.add_subparsers(dest="task", required=True)
     zs = predict_sub.add_parser("zero-shot", help="classify an image against labels you type")
     zs.add_argument("--image", required=True, help="image file")
-    zs.add_argument("--labels", required=True, help='labels separated by commas, e.g. "cat,dog"')
+    zs_labels = zs.add_mutually_exclusive_group(required=True)
+    zs_labels.add_argument("--labels", help='labels separated by commas, e.g. "cat,dog"')
+    zs_labels.add_argument("--classifier", help="a saved custom classifier's name (see `studio finetune list`)")
     zs.add_argument(
         "--template", default=None, help='prompt template with {} for the label (default "a photo of a {}.")'
     )
@@ -110,13 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(models)
 
     bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
-    bench.add_argument("task", choices=("zero-shot", "caption"))
+    bench.add_argument("task", choices=("zero-shot", "caption", "finetune"))
     bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
     bench.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     bench.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
     _add_common(bench)
+
+    from studio.finetune.commands import COMMANDS as FINETUNE_COMMANDS
+
+    finetune = sub.add_parser("finetune", help="teach the zero-shot model your own classes from examples")
+    finetune_sub = finetune.add_subparsers(dest="finetune_command", required=True)
+    for name, command in FINETUNE_COMMANDS.items():
+        p = finetune_sub.add_parser(name, help=command.help)
+        command.arguments(p)
+        _add_common(p)
     return parser
 
 
@@ -171,8 +182,23 @@ def _dispatch(args) -> int:
         return _export(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "finetune":
+        from studio.finetune.commands import COMMANDS as FINETUNE_COMMANDS
+
+        _print(FINETUNE_COMMANDS[args.finetune_command].run(args, _models_dir(args)))
+        return 0
     if args.command == "bench":
-        if args.task == "caption":
+        if args.task == "finetune":
+            from studio.bench.finetune import run_bench as run_finetune_bench
+
+            report = run_finetune_bench(
+                model=args.model,
+                runs=args.runs,
+                batch=args.batch,
+                device=args.device,
+                progress=_tqdm_progress("Benchmark"),
+            )
+        elif args.task == "caption":
             from studio.bench.caption import run_bench as run_caption_bench
 
             report = run_caption_bench(
@@ -230,6 +256,8 @@ def _tqdm_progress(title: str):
 def _predict_zero_shot(args) -> int:
     from studio.tasks.zero_shot import TASK, ZeroShotTask, parse_labels, templates_for
 
+    if args.classifier is not None:
+        return _predict_with_classifier(args)
     parse_labels(args.labels)  # say what is wrong with the labels before loading a model
     templates = templates_for("ensemble" if args.ensemble else "single", args.template)
     task = ZeroShotTask.load(
@@ -251,6 +279,52 @@ def _predict_zero_shot(args) -> int:
             "latency_ms": round(result.latency_ms, 2),
             "text_encoding_ms": round(result.text_ms, 2),
             "templates": list(templates),
+            "labels": result.labels,
+            "notices": task.graphs.notices + result.notices,
+        }
+    )
+    return 0
+
+
+def _predict_with_classifier(args) -> int:
+    from studio.errors import StudioError
+    from studio.finetune.store import ClassifierStore
+    from studio.finetune.training import classify
+    from studio.media.image import load_image
+    from studio.tasks.zero_shot import TASK, ZeroShotTask
+
+    load_image(args.image)  # say what is wrong with the inputs before loading a model
+    if args.template or args.ensemble:
+        raise StudioError("A saved classifier keeps its own class prompts; leave out --template and --ensemble.")
+    saved = ClassifierStore(_models_dir(args)).load(args.classifier)
+    model = saved.head.get("model")
+    if args.model and args.model != model:
+        raise StudioError(
+            f"“{saved.name}” was trained on {model or 'the default model'}; leave out --model to use that one."
+        )
+    task = ZeroShotTask.load(
+        model,
+        _models_dir(args),
+        backend=args.backend,
+        device=args.device,
+        variant=args.variant,
+        progress=_tqdm_progress("Loading"),
+    )
+    result = classify(task, saved, args.image)
+    for notice in task.graphs.notices + result.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    _print(
+        {
+            "task": TASK,
+            "model": _model_name(task),
+            **_runtime_fields(task.runtime),
+            "latency_ms": round(result.latency_ms, 2),
+            "classifier": {
+                "name": saved.name,
+                "version": saved.version,
+                "method": saved.head["method"],
+                "blend": saved.head["blend"],
+            },
             "labels": result.labels,
             "notices": task.graphs.notices + result.notices,
         }

@@ -1,0 +1,1 @@
+"""Teaching the models your own classes: stores of classifiers and examples, frozen-embedding heads, exports."""
