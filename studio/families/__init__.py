@@ -39,6 +39,7 @@ _MODULES = {
     "blip_vqa": "studio.families.blip_vqa",
     "vilt": "studio.families.vilt",
     "whisper": "studio.families.whisper",
+    "video_classifier": "studio.families.video_classifier",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
@@ -48,6 +49,8 @@ FAMILY_BY_ARCHITECTURE = {
     "BlipForQuestionAnswering": "blip_vqa",
     "ViltForQuestionAnswering": "vilt",
     "WhisperForConditionalGeneration": "whisper",
+    "VideoMAEForVideoClassification": "video_classifier",
+    "TimesformerForVideoClassification": "video_classifier",
 }
 FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
 
