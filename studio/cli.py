@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-TASKS = ("zero-shot", "caption", "vqa", "speech-to-text")
+TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "video")
 _open_bars: list = []  # progress bars to clear before an error sentence is printed
 
 
@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     stt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _add_common(stt)
 
+    video = predict_sub.add_parser("video", help="recognize the action in a video, window by window")
+    video.add_argument("--video", required=True, type=Path, help="video file (mp4, avi, webm, mov, mkv)")
+    video.add_argument(
+        "--window-seconds", type=float, default=None, help="seconds per window (default: the model's clip length)"
+    )
+    video.add_argument(
+        "--stride-seconds", type=float, default=None, help="seconds between window starts (default: the window)"
+    )
+    video.add_argument("--top-k", type=int, default=5, help="how many actions to list per window and overall")
+    _add_runtime(video)
+    _add_common(video)
+
     export = sub.add_parser("export", help="export a task's model to ONNX (checked against PyTorch)")
     export.add_argument("task", choices=TASKS)
     export.add_argument("--model", default=None, help="hub id or local model folder")
@@ -112,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(models)
 
     bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
-    bench.add_argument("task", choices=("zero-shot", "caption", "finetune"))
+    bench.add_argument("task", choices=("zero-shot", "caption", "finetune", "video"))
     bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
     bench.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
@@ -176,6 +188,7 @@ def _dispatch(args) -> int:
             "caption": _predict_caption,
             "vqa": _predict_vqa,
             "speech-to-text": _predict_speech_to_text,
+            "video": _predict_video,
         }
         return handlers[args.task](args)
     if args.command == "export":
@@ -197,6 +210,12 @@ def _dispatch(args) -> int:
                 batch=args.batch,
                 device=args.device,
                 progress=_tqdm_progress("Benchmark"),
+            )
+        elif args.task == "video":
+            from studio.bench.video import run_bench as run_video_bench
+
+            report = run_video_bench(
+                model=args.model, runs=args.runs, device=args.device, progress=_tqdm_progress("Benchmark")
             )
         elif args.task == "caption":
             from studio.bench.caption import run_bench as run_caption_bench
@@ -338,6 +357,28 @@ def _runtime_fields(runtime) -> dict:
         "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
         "runtime": runtime.as_dict(),
     }
+
+
+def _predict_video(args) -> int:
+    from studio.errors import StudioError
+    from studio.media.video import open_video
+    from studio.tasks.video import TASK, VideoTask
+
+    open_video(args.video)  # say what is wrong with the video before loading a model
+    if args.variant != "fp32":
+        raise StudioError("Video models have no int8 variant yet; leave out --variant.")
+    if not 1 <= args.top_k <= 50:
+        raise StudioError("--top-k must be between 1 and 50.")
+    task = VideoTask.load(
+        args.model, _models_dir(args), backend=args.backend, device=args.device, progress=_tqdm_progress("Loading")
+    )
+    for notice in task.graphs.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    result = task.classify_video(
+        args.video, args.window_seconds, args.stride_seconds, top_k=args.top_k, progress=_tqdm_progress("Video")
+    )
+    _print({"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()})
+    return 0
 
 
 def _predict_caption(args) -> int:

@@ -287,6 +287,7 @@ class ClipSampler:
         self.first: float | None = None
         self.last_t = 0.0
         self.frames_seen = 0
+        self.last_gap = 0.0
         self.emitted = 0
         # Until the first window completes, a thinned copy of the frames seen, for the clip of a video shorter than
         # one window: every frame up to 4 per sampling time, then every other one (memory stays bounded).
@@ -298,6 +299,8 @@ class ClipSampler:
         if self.first is None:
             self.first = t
         t -= self.first
+        if self.frames_seen:
+            self.last_gap = t - self.last_t
         self.last_t, self.frames_seen = t, self.frames_seen + 1
         while self.next_start <= t:
             self.open.append(_OpenWindow(self.next_start, self.next_start + self.window, self.n))
@@ -316,9 +319,19 @@ class ClipSampler:
         return [w.clip() for w in done]
 
     def finish(self) -> list[Clip]:
-        """Clips still owed at the end of the video: the whole video when it was shorter than one window."""
-        if self.emitted or self.frames_seen == 0:
+        """Clips still owed at the end of the video.
+
+        The last frame is shown until the video ends one frame later, so windows ending by then are complete; a
+        video shorter than one window gives one clip over all of it.
+        """
+        if self.frames_seen == 0:
             return []
+        video_end = self.last_t + self.last_gap + 1e-6
+        complete = [w.clip() for w in self.open if w.end <= video_end]
+        if self.emitted or complete:
+            self.emitted += len(complete)
+            self.open = []
+            return complete
         whole = _OpenWindow(0.0, self.last_t, self.n)
         for t, frame in self._early:
             whole.offer(t, frame)
