@@ -40,3 +40,11 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         "long": write_clip(out / "long.avi", drawn_frames(60, seed=1), fps=5, fourcc="MJPG"),
         "one-frame": write_clip(out / "one-frame.mp4", drawn_frames(1), fps=10),
     }
+
+
+@pytest.fixture(scope="module")
+def video_app(tmp_path_factory, video_exports_dir, tiny_videomae_dir):
+    """The real app with the tiny VideoMAE preselected in the Video tab, on a copy of the video exports."""
+    from tests.conftest import launched_app
+
+    yield from launched_app(tmp_path_factory, "video-app-models", video_exports_dir, {"video": tiny_videomae_dir})

@@ -256,3 +256,20 @@ def test_cli_bad_video_exits_2_with_a_sentence(cli_env, clips, tmp_path):
     proc = studio(cli_env, "predict", "video", "--video", path)
     assert proc.returncode == 2
     assert_plain_sentence(error_sentence(proc), *words)
+
+
+def test_the_camera_buffer_keeps_the_last_seconds_only():
+    from studio.live import RollingClip
+
+    buffer = RollingClip(seconds=3.0, max_frames=50)
+    for i in range(600):  # 20 s at 30 frames/s
+        buffer.add(i / 30, i)
+    assert len(buffer.buffer) == 50 and buffer.span == pytest.approx(49 / 30)  # capped by max_frames
+    buffer = RollingClip(seconds=3.0)
+    for i in range(200):  # 20 s at 10 frames/s
+        buffer.add(i / 10, i)
+    assert buffer.span == pytest.approx(3.0) and buffer.buffer[0][1] == 169
+    assert buffer.frames(4) == [173, 180, 188, 195]  # nearest to 17.275, 18.025, 18.775, 19.525 s
+    assert buffer.due(20.0, interval=2.0)
+    buffer.last_run = 19.0
+    assert not buffer.due(20.0, interval=2.0) and buffer.due(21.0, interval=2.0)
