@@ -11,7 +11,6 @@ whether fine-tuning beat the probe on exactly the same pictures.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.atomic import replaced_on_success
 from studio.errors import ClassifierError
 from studio.finetune.heads import stratified_split
 from studio.finetune.store import ClassifierStore
@@ -82,16 +82,8 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_on_success(path) as tmp:
+        torch.save(state, tmp)
 
 
 def fine_tune(

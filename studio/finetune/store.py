@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.atomic import replaced_on_success, write_json_atomic
 from studio.errors import ClassifierError, CorruptClassifierError
-from studio.export.manifest import sha256_file, write_json_atomic
+from studio.export.manifest import sha256_file
 
 FORMAT_VERSION = 1
 META = "classifier.json"
@@ -609,9 +610,9 @@ class ClassifierStore:
         if out.is_dir():
             out = out / f"{folder.name.rsplit('-', 1)[0]}.zip"
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        try:
-            with open(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+        # The zip is closed (complete) before the temporary file is renamed into place.
+        with replaced_on_success(out) as tmp:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.write(folder / META, META)
                 meta = self._read_meta(folder)
                 for digest in meta["examples"]:
@@ -625,10 +626,6 @@ class ClassifierStore:
                     for f in (CHECKSUMS, *VERSION_FILES):
                         if (directory / f).is_file():
                             zf.write(directory / f, f"v{v}/{f}")
-            Path(tmp).replace(out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return out
 
     def import_zip(self, path: Path, new_name: str | None = None) -> str:
