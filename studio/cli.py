@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "av-events")
+TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "video", "av-events")
 _open_bars: list = []  # progress bars to clear before an error sentence is printed
 
 
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict_sub = predict.add_subparsers(dest="task", required=True)
     zs = predict_sub.add_parser("zero-shot", help="classify an image against labels you type")
     zs.add_argument("--image", required=True, help="image file")
-    zs.add_argument("--labels", required=True, help='labels separated by commas, e.g. "cat,dog"')
+    zs_labels = zs.add_mutually_exclusive_group(required=True)
+    zs_labels.add_argument("--labels", help='labels separated by commas, e.g. "cat,dog"')
+    zs_labels.add_argument("--classifier", help="a saved custom classifier's name (see `studio finetune list`)")
     zs.add_argument(
         "--template", default=None, help='prompt template with {} for the label (default "a photo of a {}.")'
     )
@@ -95,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     stt.add_argument("--model", default=None, help="hub id or local model folder")
     stt.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _add_common(stt)
+
+    video = predict_sub.add_parser("video", help="recognize the action in a video, window by window")
+    video.add_argument("--video", required=True, type=Path, help="video file (mp4, avi, webm, mov, mkv)")
+    video.add_argument(
+        "--window-seconds", type=float, default=None, help="seconds per window (default: the model's clip length)"
+    )
+    video.add_argument(
+        "--stride-seconds", type=float, default=None, help="seconds between window starts (default: the window)"
+    )
+    video.add_argument("--top-k", type=int, default=5, help="how many actions to list per window and overall")
+    _add_runtime(video)
+    _add_common(video)
 
     av = predict_sub.add_parser("av-events", help="what is happening, from a sound, a picture, or both fused")
     av.add_argument("--audio", type=Path, default=None, help="sound file of any length (wav, flac, ogg, mp3...)")
@@ -138,13 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(models)
 
     bench = sub.add_parser("bench", help="benchmark ONNX Runtime against PyTorch on a full-size architecture")
-    bench.add_argument("task", choices=("zero-shot", "caption", "av-events"))
+    bench.add_argument("task", choices=("zero-shot", "caption", "finetune", "video", "av-events"))
     bench.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
     bench.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default 30; av-events: 5)")
     bench.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     bench.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
     _add_common(bench)
+
+    from studio.finetune.commands import COMMANDS as FINETUNE_COMMANDS
+
+    finetune = sub.add_parser("finetune", help="teach the zero-shot model your own classes from examples")
+    finetune_sub = finetune.add_subparsers(dest="finetune_command", required=True)
+    for name, command in FINETUNE_COMMANDS.items():
+        p = finetune_sub.add_parser(name, help=command.help)
+        command.arguments(p)
+        _add_common(p)
     return parser
 
 
@@ -193,6 +216,7 @@ def _dispatch(args) -> int:
             "caption": _predict_caption,
             "vqa": _predict_vqa,
             "speech-to-text": _predict_speech_to_text,
+            "video": _predict_video,
             "av-events": _predict_av_events,
         }
         return handlers[args.task](args)
@@ -202,8 +226,32 @@ def _dispatch(args) -> int:
         return _models(args)
     if args.command == "listen":
         return _listen(args)
+    if args.command == "finetune":
+        from studio.finetune.commands import COMMANDS as FINETUNE_COMMANDS
+
+        _print(FINETUNE_COMMANDS[args.finetune_command].run(args, _models_dir(args)))
+        return 0
     if args.command == "bench":
-        if args.task == "av-events":
+        if args.task == "finetune":
+            from studio.bench.finetune import run_bench as run_finetune_bench
+
+            report = run_finetune_bench(
+                model=args.model,
+                runs=args.runs if args.runs is not None else 30,
+                batch=args.batch,
+                device=args.device,
+                progress=_tqdm_progress("Benchmark"),
+            )
+        elif args.task == "video":
+            from studio.bench.video import run_bench as run_video_bench
+
+            report = run_video_bench(
+                model=args.model,
+                runs=args.runs if args.runs is not None else 30,
+                device=args.device,
+                progress=_tqdm_progress("Benchmark"),
+            )
+        elif args.task == "av-events":
             from studio.bench.av_events import run_bench as run_av_bench
 
             report = run_av_bench(
@@ -274,6 +322,8 @@ def _tqdm_progress(title: str):
 def _predict_zero_shot(args) -> int:
     from studio.tasks.zero_shot import TASK, ZeroShotTask, parse_labels, templates_for
 
+    if args.classifier is not None:
+        return _predict_with_classifier(args)
     parse_labels(args.labels)  # say what is wrong with the labels before loading a model
     templates = templates_for("ensemble" if args.ensemble else "single", args.template)
     task = ZeroShotTask.load(
@@ -302,12 +352,80 @@ def _predict_zero_shot(args) -> int:
     return 0
 
 
+def _predict_with_classifier(args) -> int:
+    from studio.errors import StudioError
+    from studio.finetune.store import ClassifierStore
+    from studio.finetune.training import classify
+    from studio.media.image import load_image
+    from studio.tasks.zero_shot import TASK, ZeroShotTask
+
+    load_image(args.image)  # say what is wrong with the inputs before loading a model
+    if args.template or args.ensemble:
+        raise StudioError("A saved classifier keeps its own class prompts; leave out --template and --ensemble.")
+    saved = ClassifierStore(_models_dir(args)).load(args.classifier)
+    model = saved.head.get("model")
+    if args.model and args.model != model:
+        raise StudioError(
+            f"“{saved.name}” was trained on {model or 'the default model'}; leave out --model to use that one."
+        )
+    task = ZeroShotTask.load(
+        model,
+        _models_dir(args),
+        backend=args.backend,
+        device=args.device,
+        variant=args.variant,
+        progress=_tqdm_progress("Loading"),
+    )
+    result = classify(task, saved, args.image)
+    for notice in task.graphs.notices + result.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    _print(
+        {
+            "task": TASK,
+            "model": _model_name(task),
+            **_runtime_fields(task.runtime),
+            "latency_ms": round(result.latency_ms, 2),
+            "classifier": {
+                "name": saved.name,
+                "version": saved.version,
+                "method": saved.head["method"],
+                "blend": saved.head["blend"],
+            },
+            "labels": result.labels,
+            "notices": task.graphs.notices + result.notices,
+        }
+    )
+    return 0
+
+
 def _runtime_fields(runtime) -> dict:
     return {
         "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
         "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
         "runtime": runtime.as_dict(),
     }
+
+
+def _predict_video(args) -> int:
+    from studio.errors import StudioError
+    from studio.media.video import open_video
+    from studio.tasks.video import TASK, VideoTask
+
+    open_video(args.video)  # say what is wrong with the video before loading a model
+    if args.variant != "fp32":
+        raise StudioError("Video models have no int8 variant yet; leave out --variant.")
+    if not 1 <= args.top_k <= 50:
+        raise StudioError("--top-k must be between 1 and 50.")
+    task = VideoTask.load(
+        args.model, _models_dir(args), backend=args.backend, device=args.device, progress=_tqdm_progress("Loading")
+    )
+    for notice in task.graphs.notices:
+        print(f"studio: {notice}", file=sys.stderr)
+    result = task.classify_video(
+        args.video, args.window_seconds, args.stride_seconds, top_k=args.top_k, progress=_tqdm_progress("Video")
+    )
+    _print({"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()})
+    return 0
 
 
 def _predict_caption(args) -> int:
@@ -417,9 +535,9 @@ def _predict_av_events(args) -> int:
         load_image(args.image)
     sound_source = args.audio or args.video
     if args.audio is None and args.video is not None:
-        from studio.media.frames import sample_frames
+        from studio.media.video import open_video
 
-        sample_frames(args.video, 1)
+        open_video(args.video)
         try:
             check_sound(args.video)
         except NoSoundTrackError:

@@ -30,3 +30,11 @@ class ExportError(StudioError):
 
 class CorruptExportError(StudioError):
     """An exported graph no longer matches its manifest (changed or damaged on disk)."""
+
+
+class ClassifierError(StudioError):
+    """A custom classifier cannot be made, trained, saved or loaded as asked (names, examples, files)."""
+
+
+class CorruptClassifierError(ClassifierError):
+    """A saved classifier's files no longer match the checksums written when it was saved."""

@@ -126,3 +126,41 @@ class LatestFrameGate:
         """Forgets a stream (the camera was stopped)."""
         with self._lock:
             self._streams.pop(key, None)
+
+
+class RollingClip:
+    """The last few seconds of one camera stream, for models that look at clips rather than single frames.
+
+    Frames older than `seconds` are dropped as new ones arrive, and at most `max_frames` are kept (the oldest go
+    first), so memory is bounded whatever the camera's rate. `due` says when the stream should be classified again
+    (every `interval` seconds); `frames(n)` picks n frames spread evenly in time over the buffer.
+    """
+
+    def __init__(self, seconds: float = 3.0, max_frames: int = 96) -> None:
+        self.seconds = seconds
+        self.buffer: deque[tuple[float, Any]] = deque(maxlen=max_frames)
+        self.last_run: float | None = None
+
+    def add(self, t: float, frame: Any) -> None:
+        """Adds a frame taken at time `t` (seconds, monotonic) and forgets those out of the window."""
+        self.buffer.append((t, frame))
+        while self.buffer and self.buffer[0][0] < t - self.seconds:
+            self.buffer.popleft()
+
+    @property
+    def span(self) -> float:
+        """Seconds between the oldest and the newest frame held."""
+        return self.buffer[-1][0] - self.buffer[0][0] if len(self.buffer) > 1 else 0.0
+
+    def due(self, now: float, interval: float, min_span: float = 0.5) -> bool:
+        """Whether to classify now: enough seconds are held and `interval` has passed since the last run."""
+        if self.span < min(min_span, self.seconds):
+            return False
+        return self.last_run is None or now - self.last_run >= interval
+
+    def frames(self, n: int) -> list[Any]:
+        """n frames, each the one nearest to n times spread evenly over the buffer."""
+        times = np.asarray([t for t, _ in self.buffer])
+        start, end = times[0], times[-1]
+        targets = start + (np.arange(n) + 0.5) * (end - start) / n
+        return [self.buffer[int(np.abs(times - target).argmin())][1] for target in targets]

@@ -214,6 +214,50 @@ _ROWS += (
 )
 
 
+_VIT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, image_size=224)
+
+_ROWS += (
+    ModelSpec(
+        task="video",
+        hub_id="MCG-NJU/videomae-base-finetuned-kinetics",
+        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        family="video_classifier",
+        title="VideoMAE base (Kinetics-400) — 400 actions from 16 frames",
+        licence="CC-BY-NC-4.0",
+        architecture=MappingProxyType(
+            {
+                "model_type": "videomae",
+                **_VIT_BASE,
+                "patch_size": 16,
+                "num_frames": 16,
+                "tubelet_size": 2,
+                "use_mean_pooling": True,
+                "num_labels": 400,
+            }
+        ),
+        default=True,
+    ),
+    ModelSpec(
+        task="video",
+        hub_id="facebook/timesformer-base-finetuned-k400",
+        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        family="video_classifier",
+        title="TimeSformer base (Kinetics-400) — divided space-time attention, 8 frames",
+        licence="CC-BY-NC-4.0",
+        architecture=MappingProxyType(
+            {
+                "model_type": "timesformer",
+                **_VIT_BASE,
+                "patch_size": 16,
+                "num_frames": 8,
+                "attention_type": "divided_space_time",
+                "num_labels": 400,
+            }
+        ),
+    ),
+)
+
+
 # Sound & scene (audio-visual events): the audio model is picked here; the picture is scored by the zero-shot rows.
 _ROWS += (
     ModelSpec(

@@ -264,7 +264,7 @@ def read_pins(models_dir: Path) -> dict[str, str]:
 
 def write_pin(models_dir: Path, hub_id: str, revision: str) -> None:
     """Records the commit a row was first downloaded at, so every later load uses the same weights."""
-    from studio.export.manifest import write_json_atomic
+    from studio.atomic import write_json_atomic
 
     Path(models_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(models_dir) / PINS, {**read_pins(models_dir), hub_id: revision})

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures_finetune import *  # noqa: F401,F403
 from tests.fixtures_sound import *  # noqa: F401,F403
+from tests.fixtures_video import *  # noqa: F401,F403
 from tests.helpers import ARTIFACTS, launch_chromium
 from tests.tiny_models import make_tiny_blip_caption, make_tiny_clip, write_clip_vocab
 

@@ -126,13 +126,13 @@ def test_one_modality_missing(tasks, sounds, photo):
 
 
 def test_video_gives_sound_and_frames(tasks, sounds):
-    from studio.media.frames import sample_frames
+    from studio.media.video import spread_frames
 
     av = AvEvents(tasks["clap"], tasks["clip"])
     result = av(video=sounds["video"], labels=LABELS)
     assert result.fusion == "late" and result.picture.frames == 8
     np.testing.assert_allclose(result.audio_probs, tasks["clap"](sounds["video"], LABELS).mean_scores())
-    frames = sample_frames(sounds["video"])
+    frames = spread_frames(sounds["video"])
     labels = list(result.labels)
     expected = np.mean(
         [[dict((r["label"], r["score"]) for r in tasks["clip"](f, labels).labels)[x] for x in labels] for f in frames],

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.atomic import write_json_atomic
 from studio.errors import ExportError
-from studio.export.manifest import FORMAT_VERSION, MANIFEST, hash_graph, write_json_atomic
+from studio.export.manifest import FORMAT_VERSION, MANIFEST, hash_graph
 from studio.families import get_family
 from studio.media.image import load_image
 from studio.paths import assets_dir

@@ -8,15 +8,15 @@ refused below a cosine similarity of `MIN_COSINE`.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from studio.atomic import replaced_on_success, write_json_atomic
 from studio.errors import ExportError
 from studio.export.exporter import parity_photos
-from studio.export.manifest import MANIFEST, hash_graph, read_manifest, write_json_atomic
+from studio.export.manifest import MANIFEST, hash_graph, read_manifest
 from studio.families import get_family
 from studio.progress import Progress, no_progress
 
@@ -54,10 +54,7 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
     for i, spec in enumerate(specs):
         progress(i / len(specs), f"Quantizing the {spec.name.replace('_', ' ')} to int8…")
         final = directory / f"{spec.name}.{VARIANT}.onnx"
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{spec.name}.", suffix=".int8.onnx.tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with replaced_on_success(final) as tmp:
             quantize_graph(directory / manifest["graphs"][spec.name]["file"], tmp, spec.int8_weights_only)
             progress((i + 0.7) / len(specs), "Comparing int8 with fp32 on the example photos…")
             fp32 = OnnxBackend(directory / manifest["graphs"][spec.name]["file"], device="cpu").run(inputs[spec.name])
@@ -68,9 +65,6 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
                     f"The int8 {spec.name.replace('_', ' ')} drifts too far from full precision (cosine similarity "
                     f"{cos.min():.4f} on the example photos, at least {min_cosine} needed), so it was not saved."
                 )
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
         entries[spec.name] = {
             "file": final.name,
             "inputs": list(spec.input_names),

@@ -42,6 +42,7 @@ _MODULES = {
     "blip_vqa": "studio.families.blip_vqa",
     "vilt": "studio.families.vilt",
     "whisper": "studio.families.whisper",
+    "video_classifier": "studio.families.video_classifier",
     "ast": "studio.families.ast",
     "clap": "studio.families.clap",
 }
@@ -53,6 +54,8 @@ FAMILY_BY_ARCHITECTURE = {
     "BlipForQuestionAnswering": "blip_vqa",
     "ViltForQuestionAnswering": "vilt",
     "WhisperForConditionalGeneration": "whisper",
+    "VideoMAEForVideoClassification": "video_classifier",
+    "TimesformerForVideoClassification": "video_classifier",
     "ASTForAudioClassification": "ast",
     "ClapModel": "clap",
 }

@@ -1,1 +1,2 @@
-"""Teaching the models your own classes: few-shot heads on frozen embeddings, their training, saving and loading."""
+"""Teaching the models your own classes: stores of classifiers and examples, frozen-embedding heads, fusion heads,
+exports."""

@@ -360,8 +360,9 @@ def save_head(head: FusionHead, models_dir: Path, name: str) -> Path:
 
     A head of the same name is replaced only once the new one is completely written.
     """
+    from studio.atomic import write_json_atomic
     from studio.export.exporter import _replace_dir
-    from studio.export.manifest import sha256_file, write_json_atomic
+    from studio.export.manifest import sha256_file
 
     name = clean_head_name(name)
     root = heads_dir(models_dir)

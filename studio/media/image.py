@@ -148,7 +148,11 @@ class ImagePreprocessing:
     @classmethod
     def from_dir(cls, directory: Path) -> ImagePreprocessing:
         """Reads preprocessor_config.json (or the image_processor part of processor_config.json)."""
-        cfg = _read_image_processor_config(Path(directory))
+        return cls.from_config(_read_image_processor_config(Path(directory)))
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> ImagePreprocessing:
+        """From the fields of an image (or video) processor config."""
         size = cfg.get("size", {"shortest_edge": 224})
         if isinstance(size, int):
             size = {"shortest_edge": size}

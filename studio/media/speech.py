@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import uuid
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.atomic import replaced_on_success
 from studio.errors import StudioError
 
 # espeak-ng's -s is words per minute. Its own range is 80..450 (faster needs its "sonic" speed-up, which sounds
@@ -128,20 +127,11 @@ def synthesize(text: str, out_dir: Path, words_per_minute: int = DEFAULT_WPM, vo
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".speech-", suffix=".wav.part", dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    final = out_dir / f"speech-{uuid.uuid4().hex}.wav"
+    # 0644: the file is no secret and whatever serves it may run as another user.
+    with replaced_on_success(final, mode=0o644) as tmp:
         _run_espeak(executable, text, speed, voice_name, tmp)
         _check_wav(tmp)
-        # mkstemp made it private (0600); the file is no secret and whatever serves it may run as another user.
-        tmp.chmod(0o644)
-        final = out_dir / f"speech-{uuid.uuid4().hex}.wav"
-        os.replace(tmp, final)
-    except BaseException:
-        # BaseException too: a Ctrl-C or a cancelled request must not leave a half-written file behind either.
-        tmp.unlink(missing_ok=True)
-        raise
     return final
 
 

@@ -244,9 +244,9 @@ class AvEvents:
         sound_source = audio if audio is not None else video
         images = [image] if image is not None else None
         if images is None and video is not None:
-            from studio.media.frames import sample_frames
+            from studio.media.video import spread_frames
 
-            images = sample_frames(video, VIDEO_FRAMES)
+            images = spread_frames(video, VIDEO_FRAMES)
             channel_order = "RGB"
         if sound_source is None and images is None:
             raise NothingToRecognizeError(
@@ -356,14 +356,14 @@ class AvEvents:
             BadAudioError: The clip has no usable sound (fusion heads need both sides).
         """
         from studio.finetune.fusion import ClipExample
-        from studio.media.frames import sample_frames
+        from studio.media.video import spread_frames
 
         sound = self.sound_task(video, list(classes) if self.sound_task.takes_typed_labels else None, progress=progress)
         if self.sound_task.takes_typed_labels:
             audio_probs = sound.mean_scores()
         else:
             audio_probs = restricted_distribution(sound.mean_scores(), sound.labels, classes)
-        picture = score_picture(self.picture_task, sample_frames(video, VIDEO_FRAMES), classes)
+        picture = score_picture(self.picture_task, spread_frames(video, VIDEO_FRAMES), classes)
         return ClipExample(sound.embedding(), picture.embedding, audio_probs, picture.probs, label)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import ask_tab, caption_tab, sound_tab, zero_shot_tab
+from studio.ui import ask_tab, caption_tab, finetune_tab, sound_tab, video_tab, zero_shot_tab
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ TABS: list[tuple[str, Callable[[AppContext], None]]] = [
     ("Caption", caption_tab.build),
     ("Ask", ask_tab.build),
     ("Sound & scene", sound_tab.build),
+    ("Video", video_tab.build),
+    ("Fine-tune", finetune_tab.build),
 ]
 
 _CSS = """
@@ -43,6 +45,10 @@ _CSS = """
 #cap-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
 #cap-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #ask-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
+#vid-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
+#vid-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
+#ft-announce { font-size: 1.1rem; font-weight: 600; min-height: 1.6em; }
+#ft-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #ask-announce.studio-problem, #ask-heard.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #snd-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
 #snd-announce.studio-problem, #snd-teach-status.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TASK = "zero-shot"
 DEFAULT_LABELS = "mug, keys, phone, person, cat"
+NO_CLASSIFIER = ("None: use the labels typed above", "")
 TEMPLATE_CHOICES = [
     ("One template", "single"),
     ("Average of 8 templates (steadier, slower to change labels)", "ensemble"),
@@ -42,9 +43,38 @@ class ZeroShotTab:
         self.tasks = TaskCache.of(ZeroShotTask, models_dir, option_names=("variant",))
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce()
+        self._classifiers: dict = {}
 
     def task(self, model, backend, device, variant, progress=None):
         return self.tasks.get((model or None, backend, device, variant), progress=progress)
+
+    def saved_classifier(self, name: str):
+        """A saved custom classifier, verified once per saved version (not once per camera frame)."""
+        from studio.finetune.store import ClassifierStore
+
+        store = ClassifierStore(self.models_dir)
+        key = (name, tuple(store.versions(name)))
+        if key not in self._classifiers:
+            self._classifiers.clear()
+            self._classifiers[key] = store.load(name)
+        return self._classifiers[key]
+
+    def classifier(self, name, labels, templates, backend, device, variant, model, progress=None):
+        """The task and the function classifying one image: typed labels, or the saved classifier `name`."""
+        if not name:
+            task = self.task(model, backend, device, variant, progress)
+            return task, lambda image, order="RGB": task(image, labels, templates=templates, channel_order=order)
+        from studio.finetune.training import classify
+
+        saved = self.saved_classifier(name)
+        task = self.task(saved.head.get("model"), backend, device, variant, progress)
+        return task, lambda image, order="RGB": classify(task, saved, image, order)
+
+    def classifier_choices(self, current=None):
+        from studio.finetune.store import ClassifierStore
+
+        names = ClassifierStore(self.models_dir).names()
+        return gr.update(choices=[NO_CLASSIFIER, *names], value=current if current in names else "")
 
     # Events -------------------------------------------------------------------------------------------------
 
@@ -58,17 +88,20 @@ class ZeroShotTab:
         variant,
         template_mode,
         template,
+        classifier=None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        """Classifies an uploaded or example photo."""
+        """Classifies an uploaded or example photo, against the typed labels or a saved classifier."""
         from studio.tasks.zero_shot import templates_for
 
         try:
             templates = templates_for(template_mode, template)
             if image is None:
                 raise StudioError("There is no photo yet. Upload one or pick an example below.")
-            task = self.task(model, backend, device, variant, ui_progress(progress))
-            result = task(image, labels, templates=templates)
+            task, run = self.classifier(
+                classifier, labels, templates, backend, device, variant, model, ui_progress(progress)
+            )
+            result = run(image)
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "zs-announce"), gr.skip(), gr.skip()
         for notice in task.graphs.notices + result.notices:
@@ -85,7 +118,17 @@ class ZeroShotTab:
         )
 
     def classify_frame(
-        self, frame, labels, model, backend, device, variant, template_mode, template, request: gr.Request
+        self,
+        frame,
+        labels,
+        model,
+        backend,
+        device,
+        variant,
+        template_mode,
+        template,
+        classifier=None,
+        request: gr.Request = None,
     ):
         """Classifies the newest camera frame; frames that went stale while the model was busy are skipped."""
         from studio.tasks.zero_shot import templates_for
@@ -95,8 +138,8 @@ class ZeroShotTab:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             templates = templates_for(template_mode, template)
-            task = self.task(model, backend, device, variant)
-            result, stats = self.gate.submit(session, frame, lambda f: task(f, labels, templates=templates))
+            task, run = self.classifier(classifier, labels, templates, backend, device, variant, model)
+            result, stats = self.gate.submit(session, frame, run)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
             return gr.skip(), problem(str(exc), "zs-announce", warn), gr.skip(), gr.skip()
@@ -158,6 +201,12 @@ def build(ctx) -> None:
                 lines=2,
                 elem_id="zs-labels",
             )
+            saved_classifier = gr.Dropdown(
+                choices=[NO_CLASSIFIER, *tab.classifier_choices()["choices"][1:]],
+                value="",
+                label="Saved classifier (made in the Fine-tune tab) instead of the labels",
+                elem_id="zs-classifier",
+            )
             announce = gr.HTML(live_region("", "zs-announce"), label="Best match")
             scores = gr.Label(num_top_classes=5, label="Scores", elem_id="zs-scores")
             timing = gr.Markdown("", elem_id="zs-timing", label="Delay")
@@ -171,7 +220,19 @@ def build(ctx) -> None:
             value="a photo of a {}.", label="Template ({} is replaced by each label)", elem_id="zs-template"
         )
 
-    settings = [labels, panel.model, panel.backend, panel.device, panel.variant, template_mode, template]
+    settings = [
+        labels,
+        panel.model,
+        panel.backend,
+        panel.device,
+        panel.variant,
+        template_mode,
+        template,
+        saved_classifier,
+    ]
+    saved_classifier.focus(
+        tab.classifier_choices, [saved_classifier], [saved_classifier], api_name="zs_saved_classifiers"
+    )
     outputs = [scores, announce, timing, badge]
     classify_btn.click(tab.classify_photo, [photo, *settings], outputs, api_name="classify")
     photo.upload(tab.classify_photo, [photo, *settings], outputs, api_name=False)

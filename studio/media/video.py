@@ -1,0 +1,386 @@
+"""Video files: decoding with frame timestamps from the container, and clip sampling over sliding windows.
+
+Decoding uses OpenCV (its bundled FFmpeg reads MP4, AVI, WebM, MOV, MKV); where OpenCV cannot open a file, the ffmpeg
+command decodes it instead. Every frame carries its presentation time as the container states it (OpenCV's
+`CAP_PROP_POS_MSEC` after the read, ffprobe's packet times on the ffmpeg path), so variable-frame-rate videos
+(phones, screen recordings) are windowed by real seconds, never by an assumed frame rate.
+
+Memory stays bounded however long the video is: frames are streamed, big frames (4K) are shrunk at decode time, and
+a window keeps only the one frame nearest each of its sampling times (`ClipSampler`), so at most
+`frames_per_clip x ceil(window / stride)` frames are held.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import StudioError
+
+# Frames whose shorter side is larger than this are shrunk when decoded (the models look at 224 pixels; a 4K frame is
+# 25 MB and a window holds tens of them).
+MAX_SHORT_SIDE = 480
+MAX_FILE_BYTES = 20 * 1024**3
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".y4m")
+
+
+class BadVideoError(StudioError):
+    """A video cannot be read or has too little in it to classify."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as far as the container says before decoding.
+
+    Attributes:
+        path: The file.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        frame_count: Frames the container announces (may be 0 or approximate for some containers).
+        duration_s: Length in seconds the container announces (0 when unknown).
+        reader: "opencv" or "ffmpeg": which decoder reads it.
+    """
+
+    path: Path
+    width: int
+    height: int
+    frame_count: int
+    duration_s: float
+    reader: str
+
+
+def open_video(path: Path | str, reader: str = "auto") -> VideoInfo:
+    """Checks that a file is a readable video and says what it holds.
+
+    Args:
+        path: The video file.
+        reader: "auto" (OpenCV, else ffmpeg), "opencv" or "ffmpeg".
+
+    Raises:
+        BadVideoError: Missing, empty, damaged, not a video, or a picture format this computer cannot decode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadVideoError(f"The video file {path.name} was not found.")
+    size = path.stat().st_size
+    if size == 0:
+        raise BadVideoError(f"The file {path.name} is empty (0 bytes), so there is no video to look at.")
+    if size > MAX_FILE_BYTES:
+        raise BadVideoError(f"The file {path.name} is larger than 20 GB; cut it into shorter parts first.")
+    if reader in ("auto", "opencv"):
+        info = _opencv_info(path)
+        if info is not None:
+            return info
+        if reader == "opencv":
+            raise BadVideoError(f"{path.name} cannot be read as a video.")
+    return _ffmpeg_info(path)
+
+
+def iter_frames(info: VideoInfo, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[float, np.ndarray]]:
+    """Yields (seconds, RGB uint8 frame) in presentation order, shrunk to `MAX_SHORT_SIDE` where bigger.
+
+    Args:
+        info: From `open_video`.
+        cancelled: Polled between frames; decoding stops when it returns True.
+    """
+    frames = _opencv_frames(info) if info.reader == "opencv" else _ffmpeg_frames(info)
+    try:
+        for t, frame in frames:
+            if cancelled():
+                return
+            yield t, frame
+    finally:
+        frames.close()
+
+
+def _shrink(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    short = min(h, w)
+    if short <= MAX_SHORT_SIDE:
+        return frame
+    scale = MAX_SHORT_SIDE / short
+    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def _opencv_info(path: Path) -> VideoInfo | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            return None
+        count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        duration = count / fps if fps and fps > 0 and count else 0.0
+        return VideoInfo(path, frame.shape[1], frame.shape[0], count, duration, "opencv")
+    finally:
+        cap.release()
+
+
+def _opencv_frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(info.path))
+    try:
+        last = -1.0
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return
+            # The presentation time of the frame just read, from the container's timestamps.
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if t <= last:  # a container without timestamps for some frames: keep time moving forward
+                t = last + 1e-3
+            last = t
+            yield t, cv2.cvtColor(_shrink(frame), cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise BadVideoError(
+            f"This video needs {name} to be read and {name} is not installed (on Debian or Ubuntu: "
+            "sudo apt-get install ffmpeg)."
+        )
+    return found
+
+
+def _ffprobe(path: Path, *args: str) -> dict:
+    out = subprocess.run(
+        [_tool("ffprobe"), "-v", "error", "-of", "json", *args, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        return {}
+    try:
+        return json.loads(out.stdout or "{}")
+    except json.JSONDecodeError:
+        return {}
+
+
+def _ffmpeg_info(path: Path) -> VideoInfo:
+    probe = _ffprobe(path, "-show_streams", "-show_format", "-select_streams", "v:0")
+    streams = probe.get("streams") or []
+    if not streams:
+        if probe.get("format"):
+            raise BadVideoError(f"{path.name} has no picture track (it may be a sound file); give a video with images.")
+        raise BadVideoError(f"{path.name} cannot be read as a video: the file is damaged or is not a video.")
+    stream = streams[0]
+    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    codec = stream.get("codec_name") or "unknown"
+    test = subprocess.run(
+        [_tool("ffmpeg"), "-v", "error", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if test.returncode != 0 or not width or not height:
+        raise BadVideoError(
+            f"The pictures in {path.name} use a format ({codec}) this computer cannot decode, or the file is "
+            "damaged; convert it to MP4 (H.264) and try again."
+        )
+    duration = float(probe.get("format", {}).get("duration") or stream.get("duration") or 0.0)
+    count = int(stream.get("nb_frames") or 0)
+    return VideoInfo(path, width, height, count, duration, "ffmpeg")
+
+
+def _ffmpeg_frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
+    # Presentation times: the packets' pts (cheap: no decoding), sorted into display order.
+    packets = _ffprobe(info.path, "-select_streams", "v:0", "-show_entries", "packet=pts_time")
+    times = sorted(float(p["pts_time"]) for p in packets.get("packets", []) if p.get("pts_time") not in (None, "N/A"))
+    start = times[0] if times else 0.0
+    scale = min(1.0, MAX_SHORT_SIDE / min(info.width, info.height))
+    w, h = info.width, info.height
+    if scale < 1:  # even sizes: what ffmpeg's rgb24 scaler expects
+        w, h = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+    command = [_tool("ffmpeg"), "-v", "error", "-i", str(info.path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+    command += ["-vf", f"scale={w}:{h}:flags=area"] if scale < 1 else []
+    command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    size = w * h * 3
+    try:
+        index = 0
+        while True:
+            data = process.stdout.read(size)
+            if len(data) < size:
+                return
+            t = times[index] - start if index < len(times) else (index and times[-1] - start + 1e-3 * index)
+            index += 1
+            yield float(t), np.frombuffer(data, np.uint8).reshape(h, w, 3)
+    finally:
+        process.kill()
+        process.wait()
+
+
+# Sampling clips from windows ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    """The frames a model sees for one window of the video.
+
+    Attributes:
+        start_s: Window start (seconds from the first frame).
+        end_s: Window end.
+        frames: RGB uint8 frames, one per sampling time, in order.
+        times: The presentation time of each chosen frame.
+    """
+
+    start_s: float
+    end_s: float
+    frames: list[np.ndarray]
+    times: list[float]
+
+
+def sampling_times(start: float, end: float, n: int) -> np.ndarray:
+    """`n` times spread evenly over [start, end]: the middle of each of n equal parts (uniform sampling)."""
+    return start + (np.arange(n) + 0.5) * (end - start) / n
+
+
+class _OpenWindow:
+    def __init__(self, start: float, end: float, n: int) -> None:
+        self.start, self.end = start, end
+        self.targets = sampling_times(start, end, n)
+        self.best: list[tuple[float, float, np.ndarray] | None] = [None] * n  # (distance, time, frame)
+
+    def offer(self, t: float, frame: np.ndarray) -> None:
+        for i, target in enumerate(self.targets):
+            d = abs(t - target)
+            if self.best[i] is None or d < self.best[i][0]:
+                self.best[i] = (d, t, frame)
+
+    def clip(self) -> Clip:
+        chosen = [b for b in self.best if b is not None]
+        return Clip(self.start, self.end, [b[2] for b in chosen], [b[1] for b in chosen])
+
+
+class ClipSampler:
+    """Turns a stream of timed frames into clips of `frames_per_clip` frames, one per window.
+
+    Windows are `window_s` long and start every `stride_s` seconds from the first frame; a window is complete once a
+    frame at or past its end has been seen. A video shorter than one window gives one clip over all of it. Each
+    sampling time takes the nearest frame, so a clip's frames are evenly spaced in real time whatever the frame rate.
+    """
+
+    def __init__(self, frames_per_clip: int, window_s: float, stride_s: float) -> None:
+        if window_s <= 0 or stride_s <= 0:
+            raise BadVideoError("The window and the step between windows must be longer than 0 seconds.")
+        self.n, self.window, self.stride = frames_per_clip, float(window_s), float(stride_s)
+        self.open: list[_OpenWindow] = []
+        self.next_start = 0.0
+        self.first: float | None = None
+        self.last_t = 0.0
+        self.frames_seen = 0
+        self.last_gap = 0.0
+        self.emitted = 0
+        # Until the first window completes, a thinned copy of the frames seen, for the clip of a video shorter than
+        # one window: every frame up to 4 per sampling time, then every other one (memory stays bounded).
+        self._early: list[tuple[float, np.ndarray]] = []
+        self._early_step = 1
+
+    def push(self, t: float, frame: np.ndarray) -> list[Clip]:
+        """Adds one frame; returns the clips completed by it."""
+        if self.first is None:
+            self.first = t
+        t -= self.first
+        if self.frames_seen:
+            self.last_gap = t - self.last_t
+        self.last_t, self.frames_seen = t, self.frames_seen + 1
+        while self.next_start <= t:
+            self.open.append(_OpenWindow(self.next_start, self.next_start + self.window, self.n))
+            self.next_start += self.stride
+        done = [w for w in self.open if t >= w.end]
+        self.open = [w for w in self.open if t < w.end]
+        for w in self.open:
+            w.offer(t, frame)
+        if self.emitted == 0 and not done and (self.frames_seen - 1) % self._early_step == 0:
+            self._early.append((t, frame))
+            if len(self._early) > 4 * self.n:
+                self._early, self._early_step = self._early[::2], self._early_step * 2
+        for w in done:
+            w.offer(t, frame)  # the frame at the end may be the nearest to the last sampling time
+        self.emitted += len(done)
+        return [w.clip() for w in done]
+
+    def finish(self) -> list[Clip]:
+        """Clips still owed at the end of the video.
+
+        The last frame is shown until the video ends one frame later, so windows ending by then are complete; a
+        video shorter than one window gives one clip over all of it.
+        """
+        if self.frames_seen == 0:
+            return []
+        video_end = self.last_t + self.last_gap + 1e-6
+        complete = [w.clip() for w in self.open if w.end <= video_end]
+        if self.emitted or complete:
+            self.emitted += len(complete)
+            self.open = []
+            return complete
+        whole = _OpenWindow(0.0, self.last_t, self.n)
+        for t, frame in self._early:
+            whole.offer(t, frame)
+        return [whole.clip()]
+
+
+def clips_of(
+    info: VideoInfo,
+    frames_per_clip: int,
+    window_s: float,
+    stride_s: float,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[Clip]:
+    """Streams a video's clips, one per window (see `ClipSampler`).
+
+    Raises:
+        BadVideoError: The video has fewer than two frames (no movement to recognize).
+    """
+    sampler = ClipSampler(frames_per_clip, window_s, stride_s)
+    for t, frame in iter_frames(info, cancelled):
+        yield from sampler.push(t, frame)
+    if sampler.frames_seen < 2 and not cancelled():
+        raise BadVideoError(
+            f"{info.path.name} holds {'only one picture' if sampler.frames_seen == 1 else 'no pictures'}, so there "
+            "is no movement to recognize an action from; give a video at least a second long."
+        )
+    yield from sampler.finish()
+
+
+def window_count(duration_s: float, window_s: float, stride_s: float) -> int:
+    """How many windows a video of this length gives (for progress), at least 1."""
+    if duration_s <= window_s:
+        return 1
+    return int(math.floor((duration_s - window_s) / stride_s)) + 1
+
+
+def spread_frames(path: Path | str, count: int = 8) -> list[np.ndarray]:
+    """About `count` RGB frames spread evenly over a whole video: the picture side of a clip (Sound & scene tab).
+
+    One window over the whole video (`ClipSampler` with an endless window), so memory stays bounded however long it is.
+
+    Raises:
+        BadVideoError: Missing, empty, damaged, not a video, or without a picture.
+    """
+    info = open_video(path)
+    sampler = ClipSampler(count, window_s=math.inf, stride_s=math.inf)
+    for t, frame in iter_frames(info):
+        sampler.push(t, frame)
+    clips = sampler.finish()
+    if not clips or not clips[0].frames:
+        raise BadVideoError(f"{info.path.name} holds no pictures Studio can read.")
+    return clips[0].frames

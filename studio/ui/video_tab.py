@@ -1,0 +1,254 @@
+"""Video tab: what action is happening, in an uploaded video (window by window) or in front of the camera."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.live import RollingClip
+from studio.media.video import VIDEO_SUFFIXES
+from studio.task_cache import TaskCache
+from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
+from studio.ui.model_panel import build_model_panel
+
+log = logging.getLogger(__name__)
+
+TASK = "video"
+MAX_CAMERA_STREAMS = 64
+
+
+class VideoTab:
+    """The tab's state shared by all sessions: loaded models, camera buffers, stop requests."""
+
+    def __init__(self, models_dir: Path) -> None:
+        from studio.tasks.video import VideoTask
+
+        self.tasks = TaskCache.of(VideoTask, models_dir)
+        self.warn_once = WarnOnce()
+        self.buffers: dict[str, RollingClip] = {}
+        self.stop_requests: set[str] = set()
+        self._lock = threading.Lock()
+
+    def task(self, model, backend, device, progress=None):
+        return self.tasks.get((model or None, backend, device), progress=progress)
+
+    # Events -------------------------------------------------------------------------------------------------
+
+    def classify_video(
+        self, video, window_s, stride_s, model, backend, device, request: gr.Request, progress=gr.Progress()
+    ):
+        """Classifies an uploaded video window by window; Stop keeps the windows done so far."""
+        session = session_of(request)
+        with self._lock:
+            self.stop_requests.discard(session)
+        try:
+            if not video:
+                raise StudioError("There is no video yet. Upload one (MP4, AVI, WebM or MOV) first.")
+            task = self.task(model, backend, device, ui_progress(progress))
+            result = task.classify_video(
+                video,
+                window_s,
+                stride_s,
+                progress=ui_progress(progress),
+                cancelled=lambda: session in self.stop_requests,
+            )
+        except StudioError as exc:
+            return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for notice in task.graphs.notices:
+            gr.Info(notice)
+        top = result.overall[0]
+        said = f"Most likely action: {top['label']} ({top['score']:.0%})"
+        if result.cancelled:
+            said += f". Stopped after {len(result.windows)} windows."
+        timing = (
+            f"{len(result.windows)} window{'s' if len(result.windows) != 1 else ''} of {result.window_s:g} s "
+            f"every {result.stride_s:g} s · {result.frames_per_clip} frames each · model {result.model_ms:.0f} ms "
+            f"per window · reading the video {result.decode_ms / 1000:.1f} s in all"
+        )
+        return (
+            {t["label"]: t["score"] for t in result.overall},
+            live_region(said, "vid-announce"),
+            timeline_plot(result, task.labels) if len(result.windows) > 1 else None,
+            timeline_text(result),
+            timing,
+            runtime_badge(task.runtime),
+        )
+
+    def stop(self, request: gr.Request):
+        """Asks the running video of this session to stop after the current window."""
+        with self._lock:
+            self.stop_requests.add(session_of(request))
+
+    def classify_camera(self, frame, seconds, interval, model, backend, device, request: gr.Request = None):
+        """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them."""
+        session = session_of(request)
+        if frame is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        now = time.monotonic()
+        with self._lock:
+            buffer = self.buffers.get(session)
+            if buffer is None:
+                if len(self.buffers) >= MAX_CAMERA_STREAMS:
+                    self.buffers.pop(next(iter(self.buffers)))
+                buffer = self.buffers[session] = RollingClip(float(seconds))
+            buffer.seconds = float(seconds)
+            buffer.add(now, frame)
+            if not buffer.due(now, float(interval)):
+                if buffer.last_run is not None:  # keep showing the last result's timing between runs
+                    return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                held = f"Collecting camera frames: {buffer.span:.1f} s so far ({len(buffer.buffer)} frames)"
+                return gr.skip(), gr.skip(), held, gr.skip()
+            buffer.last_run = now
+        try:
+            task = self.task(model, backend, device)
+            frames = buffer.frames(task.frames_per_clip)
+            started = time.perf_counter()
+            top = task.classify_frames(frames)
+        except StudioError as exc:
+            warn = lambda message: self.warn_once(session, message)  # noqa: E731
+            return gr.skip(), problem(str(exc), "vid-announce", warn), gr.skip(), gr.skip()
+        for notice in task.graphs.notices:
+            self.warn_once(session, notice)
+        took = (time.perf_counter() - started) * 1000
+        return (
+            {t["label"]: t["score"] for t in top},
+            live_region(f"Action: {top[0]['label']}", "vid-announce"),
+            f"Looked at the last {buffer.span:.1f} s of camera ({task.frames_per_clip} frames) in {took:.0f} ms; "
+            f"next look in {float(interval):g} s",
+            runtime_badge(task.runtime),
+        )
+
+    def stop_camera(self, request: gr.Request):
+        session = session_of(request)
+        with self._lock:
+            self.buffers.pop(session, None)
+        self.warn_once.clear(session)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+def timeline_text(result) -> str:
+    """The timeline as a list with timestamps (also the plot's text alternative)."""
+    overall = ", ".join(f"{t['label']} {t['score']:.0%}" for t in result.overall[:3])
+    lines = [f"**Over the whole video:** {overall}"]
+    if len(result.windows) > 1:
+        lines.append("")
+        lines.append("**Window by window:**")
+        for w in result.windows:
+            top = w.top[0]
+            lines.append(f"- {_clock(w.start_s)}–{_clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+    if result.cancelled:
+        lines.append("")
+        lines.append("Stopped before the end of the video.")
+    return "\n".join(lines)
+
+
+def timeline_plot(result, labels: list[str]):
+    """The overall top actions' probability in each window, over time (`labels`: the model's, in output order)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    centers = [(w.start_s + w.end_s) / 2 for w in result.windows]
+    fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    for top in result.overall[:5]:
+        index = labels.index(top["label"])
+        ax.plot(centers, [float(w.probabilities[index]) for w in result.windows], marker="o", label=top["label"])
+    ax.set_xlabel("Time in the video (s)")
+    ax.set_ylabel("Probability")
+    ax.set_ylim(0, 1)
+    ax.set_title("Top actions over time")
+    ax.legend(loc="upper right", fontsize="small")
+    plt.close(fig)
+    return fig
+
+
+def build(ctx) -> None:
+    """Builds the tab inside the current Blocks context."""
+    tab = VideoTab(ctx.models_dir)
+    preselected = ctx.models.get(TASK)
+
+    gr.Markdown(
+        "### What is happening in a video\n"
+        "Upload a video, or start the camera and act something out. The model looks at a few seconds at a time and "
+        "names the action (400 everyday actions from the Kinetics data set)."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Tabs():
+                with gr.Tab("Video file", id="vid-file-tab"):
+                    # A file input, not gr.Video: browsers cannot preview AVI, MKV or many MOV files, and the model
+                    # reads the file as uploaded (no re-encoding that would change its timestamps).
+                    video = gr.File(
+                        file_types=list(VIDEO_SUFFIXES),
+                        type="filepath",
+                        label="Video to classify (MP4, AVI, WebM, MOV, MKV)",
+                        elem_id="vid-video",
+                    )
+                    with gr.Row():
+                        window = gr.Number(
+                            value=None,
+                            minimum=0.2,
+                            maximum=60,
+                            label="Seconds per window (empty: the model's own clip length)",
+                            elem_id="vid-window",
+                        )
+                        stride = gr.Number(
+                            value=None,
+                            minimum=0.2,
+                            maximum=60,
+                            label="Seconds between windows (empty: same as the window)",
+                            elem_id="vid-stride",
+                        )
+                    with gr.Row():
+                        classify_btn = gr.Button("Classify video", variant="primary", elem_id="vid-classify")
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="vid-stop")
+                with gr.Tab("Camera", id="vid-camera-tab"):
+                    camera = gr.Image(
+                        sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="vid-camera"
+                    )
+                    seconds = gr.Slider(
+                        1, 8, value=3, step=0.5, label="Seconds of camera the model looks at", elem_id="vid-seconds"
+                    )
+                    interval = gr.Slider(
+                        0.5, 10, value=2, step=0.5, label="Classify every (seconds)", elem_id="vid-interval"
+                    )
+        with gr.Column(scale=1):
+            announce = gr.HTML(live_region("", "vid-announce"), label="Most likely action")
+            scores = gr.Label(num_top_classes=5, label="Top 5 actions", elem_id="vid-scores")
+            status = gr.Markdown("", elem_id="vid-timing", label="Timing")
+            badge = gr.Markdown(runtime_badge(None), elem_id="vid-runtime", elem_classes=["studio-badge"])
+    plot = gr.Plot(label="Top actions over time (the list below says the same in words)", elem_id="vid-plot")
+    timeline = gr.Markdown("", elem_id="vid-timeline", label="Timeline")
+
+    with gr.Accordion("Model and runtime", open=False):
+        panel = build_model_panel(TASK, "vid", ctx.models_dir, preselected, tab.tasks, what="Video")
+
+    runtime = [panel.model, panel.backend, panel.device]
+    classify_btn.click(
+        tab.classify_video,
+        [video, window, stride, *runtime],
+        [scores, announce, plot, timeline, status, badge],
+        api_name="classify_video",
+    )
+    stop_btn.click(tab.stop, None, None, api_name="stop_video", concurrency_limit=None, queue=False)
+    camera.stream(
+        tab.classify_camera,
+        [camera, seconds, interval, *runtime],
+        [scores, announce, status, badge],
+        api_name="classify_camera",
+        stream_every=0.1,
+        time_limit=None,
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+    camera.clear(tab.stop_camera, None, None, api_name=False)
