@@ -377,6 +377,8 @@ def _predict_video(args) -> int:
     result = task.classify_video(
         args.video, args.window_seconds, args.stride_seconds, top_k=args.top_k, progress=_tqdm_progress("Video")
     )
+    for notice in result.notices:
+        print(f"studio: {notice}", file=sys.stderr)
     _print({"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()})
     return 0
 

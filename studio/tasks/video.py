@@ -17,7 +17,7 @@ import numpy as np
 
 from studio.backends.base import GraphSet
 from studio.errors import StudioError
-from studio.media.video import BadVideoError, Clip, clips_of, open_video, window_count
+from studio.media.video import BadVideoError, Clip, DecodeReport, clips_of, open_video, window_count
 from studio.progress import Progress, no_progress
 from studio.tasks.base import GraphTask
 
@@ -64,6 +64,7 @@ class VideoResult:
         model_ms: Median time of one clip through the model.
         decode_ms: Total decoding + sampling + preparing time.
         cancelled: Whether the user stopped it before the end (then `windows` holds those done).
+        notices: Sentences about parts of the file that could not be read.
     """
 
     overall: list[dict]
@@ -74,6 +75,7 @@ class VideoResult:
     model_ms: float
     decode_ms: float
     cancelled: bool = False
+    notices: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -85,6 +87,7 @@ class VideoResult:
             "model_ms_per_clip": round(self.model_ms, 1),
             "decode_ms_total": round(self.decode_ms, 1),
             "cancelled": self.cancelled,
+            "notices": self.notices,
         }
 
 
@@ -197,7 +200,8 @@ class VideoTask(GraphTask):
         windows: list[WindowResult] = []
         model_times: list[float] = []
         started = time.perf_counter()
-        for clip in clips_of(info, self.frames_per_clip, window_s, stride_s, cancelled):
+        report = DecodeReport()
+        for clip in clips_of(info, self.frames_per_clip, window_s, stride_s, cancelled, report):
             t0 = time.perf_counter()
             windows.append(self.classify_clip(clip, top_k))
             model_times.append(time.perf_counter() - t0)
@@ -222,4 +226,5 @@ class VideoTask(GraphTask):
             model_ms=model_ms,
             decode_ms=(elapsed - sum(model_times)) * 1000,
             cancelled=stopped,
+            notices=list(report.notices),
         )

@@ -11,7 +11,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.live import RollingClip
-from studio.media.video import VIDEO_SUFFIXES
+from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.task_cache import TaskCache
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
@@ -61,6 +61,8 @@ class VideoTab:
             return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in task.graphs.notices:
             gr.Info(notice)
+        for notice in result.notices:
+            gr.Warning(notice)
         top = result.overall[0]
         said = f"Most likely action: {top['label']} ({top['score']:.0%})"
         if result.cancelled:
@@ -130,9 +132,8 @@ class VideoTab:
         self.warn_once.clear(session)
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes)}:{secs:04.1f}"
+# Beyond this many windows (a long video), windows in a row with the same top action are listed as one line.
+MAX_LISTED_WINDOWS = 120
 
 
 def timeline_text(result) -> str:
@@ -141,13 +142,32 @@ def timeline_text(result) -> str:
     lines = [f"**Over the whole video:** {overall}"]
     if len(result.windows) > 1:
         lines.append("")
-        lines.append("**Window by window:**")
-        for w in result.windows:
-            top = w.top[0]
-            lines.append(f"- {_clock(w.start_s)}–{_clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+        if len(result.windows) <= MAX_LISTED_WINDOWS:
+            lines.append("**Window by window:**")
+            for w in result.windows:
+                top = w.top[0]
+                lines.append(f"- {clock(w.start_s)}–{clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+        else:
+            lines.append(
+                f"**Window by window** ({len(result.windows)} windows; those in a row with the same top action "
+                "are listed once):"
+            )
+            run: list = []
+            for w in [*result.windows, None]:
+                if run and (w is None or w.top[0]["label"] != run[0].top[0]["label"]):
+                    best = max(r.top[0]["score"] for r in run)
+                    count = f"{len(run)} windows, up to " if len(run) > 1 else ""
+                    span = f"{clock(run[0].start_s)}–{clock(run[-1].end_s)}"
+                    lines.append(f"- {span}: {run[0].top[0]['label']} ({count}{best:.0%})")
+                    run = []
+                if w is not None:
+                    run.append(w)
     if result.cancelled:
         lines.append("")
         lines.append("Stopped before the end of the video.")
+    for notice in result.notices:
+        lines.append("")
+        lines.append(notice)
     return "\n".join(lines)
 
 
@@ -160,10 +180,13 @@ def timeline_plot(result, labels: list[str]):
 
     centers = [(w.start_s + w.end_s) / 2 for w in result.windows]
     fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    minutes = centers[-1] > 180  # long videos read better in minutes
+    x = [c / 60 for c in centers] if minutes else centers
+    marker = "o" if len(centers) <= 60 else None
     for top in result.overall[:5]:
         index = labels.index(top["label"])
-        ax.plot(centers, [float(w.probabilities[index]) for w in result.windows], marker="o", label=top["label"])
-    ax.set_xlabel("Time in the video (s)")
+        ax.plot(x, [float(w.probabilities[index]) for w in result.windows], marker=marker, label=top["label"])
+    ax.set_xlabel(f"Time in the video ({'minutes' if minutes else 's'})")
     ax.set_ylabel("Probability")
     ax.set_ylim(0, 1)
     ax.set_title("Top actions over time")
