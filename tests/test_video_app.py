@@ -54,7 +54,7 @@ def test_classify_video_equals_task(client, reference, tiny_videomae_dir, clips)
     for shown, want in zip(scores["confidences"], expected.overall):
         assert shown["confidence"] == pytest.approx(want["score"], abs=1e-6)
     assert text_of(announce).startswith(f"Most likely action: {expected.overall[0]['label']}")
-    assert plot is not None  # 11 windows: a timeline plot
+    assert plot["visible"] is True and plot["value"]["type"] == "matplotlib"  # 11 windows: a timeline plot
     assert timeline.count("\n- ") == len(expected.windows) == 11
     assert "0:00.0–0:02.0" in timeline and expected.windows[0].top[0]["label"] in timeline
     assert "ONNX Runtime" in badge and "CPU" in badge
@@ -65,7 +65,7 @@ def test_one_window_has_no_plot(client, tiny_videomae_dir, clips):
     _, announce, plot, timeline, _, _ = client.predict(
         _video(clips["short"]), 10.0, None, *_runtime(tiny_videomae_dir), api_name="/classify_video"
     )
-    assert plot is None and "Window by window" not in timeline
+    assert plot == {"__type__": "update", "visible": False, "value": None} and "Window by window" not in timeline
     assert "Most likely action" in text_of(announce)
 
 
@@ -86,6 +86,28 @@ def test_bad_video_gets_a_sentence_and_the_app_keeps_serving(case, client, tiny_
     # Still serving.
     again = client.predict(_video(clips["short"]), None, None, *_runtime(tiny_videomae_dir), api_name="/classify_video")
     assert "Most likely action" in text_of(again[1])
+
+
+def test_a_long_timeline_lists_runs_of_the_same_action():
+    import numpy as np
+
+    from studio.tasks.video import VideoResult, WindowResult
+    from studio.ui.video_tab import MAX_LISTED_WINDOWS, timeline_text
+
+    def window(i, label):
+        return WindowResult(i * 2.0, i * 2.0 + 2, [{"label": label, "score": 0.5 + i / 1000}], np.zeros(2))
+
+    labels = ["running"] * 100 + ["jumping"] * 50 + ["running"] * 30
+    windows = [window(i, label) for i, label in enumerate(labels)]
+    result = VideoResult([{"label": "running", "score": 0.6}], windows, 2.0, 2.0, 4, 1.0, 1.0)
+    text = timeline_text(result)
+    assert len(windows) > MAX_LISTED_WINDOWS
+    assert text.count("\n- ") == 3
+    assert "- 0:00.0–3:20.0: running (100 windows, up to 60%)" in text
+    assert "- 3:20.0–5:00.0: jumping (50 windows, up to 65%)" in text
+    assert "- 5:00.0–6:00.0: running (30 windows, up to 68%)" in text
+    short = timeline_text(VideoResult(result.overall, windows[:3], 2.0, 2.0, 4, 1.0, 1.0, notices=["Part is damaged."]))
+    assert short.count("\n- ") == 3 and short.endswith("Part is damaged.")
 
 
 @pytest.mark.browser

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.live import RollingClip
+from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.task_cache import TaskCache
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
@@ -75,7 +75,10 @@ class VideoTab:
         return (
             {t["label"]: t["score"] for t in result.overall},
             live_region(said, "vid-announce"),
-            timeline_plot(result, task.labels) if len(result.windows) > 1 else None,
+            # A plot only when there is a timeline (more than one window); otherwise no empty box is shown.
+            gr.update(value=timeline_plot(result, task.labels), visible=True)
+            if len(result.windows) > 1
+            else gr.update(value=None, visible=False),
             timeline_text(result),
             timing,
             runtime_badge(task.runtime),
@@ -87,7 +90,11 @@ class VideoTab:
             self.stop_requests.add(session_of(request))
 
     def classify_camera(self, frame, seconds, interval, model, backend, device, request: gr.Request = None):
-        """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them."""
+        """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them.
+
+        The model runs on a worker thread (`RollingClip.start`) so frames keep filling the buffer meanwhile; its
+        result is shown with the first frame that arrives after it finished.
+        """
         session = session_of(request)
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -98,30 +105,34 @@ class VideoTab:
                 if len(self.buffers) >= MAX_CAMERA_STREAMS:
                     self.buffers.pop(next(iter(self.buffers)))
                 buffer = self.buffers[session] = RollingClip(float(seconds))
-            buffer.seconds = float(seconds)
-            buffer.add(now, frame)
-            if not buffer.due(now, float(interval)):
-                if buffer.last_run is not None:  # keep showing the last result's timing between runs
-                    return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                held = f"Collecting camera frames: {buffer.span:.1f} s so far ({len(buffer.buffer)} frames)"
-                return gr.skip(), gr.skip(), held, gr.skip()
-            buffer.last_run = now
-        try:
-            task = self.task(model, backend, device)
-            frames = buffer.frames(task.frames_per_clip)
-            started = time.perf_counter()
-            top = task.classify_frames(frames)
-        except StudioError as exc:
+        buffer.seconds = float(seconds)
+        buffer.add(now, frame)
+        if buffer.due(now, float(interval)):
+
+            def work(timed):
+                task = self.task(model, backend, device)
+                return task, task.classify_frames(spread(timed, task.frames_per_clip))
+
+            buffer.start(now, work)
+        finished = buffer.take()
+        if finished is None:
+            if buffer.last_run is not None:  # keep showing the last result's timing between runs
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            held = f"Collecting camera frames: {buffer.span:.1f} s so far ({len(buffer.buffer)} frames)"
+            return gr.skip(), gr.skip(), held, gr.skip()
+        if isinstance(finished.error, StudioError):
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "vid-announce", warn), gr.skip(), gr.skip()
+            return gr.skip(), problem(str(finished.error), "vid-announce", warn), gr.skip(), gr.skip()
+        if finished.error is not None:
+            raise finished.error
+        task, top = finished.value
         for notice in task.graphs.notices:
             self.warn_once(session, notice)
-        took = (time.perf_counter() - started) * 1000
         return (
             {t["label"]: t["score"] for t in top},
             live_region(f"Action: {top[0]['label']}", "vid-announce"),
-            f"Looked at the last {buffer.span:.1f} s of camera ({task.frames_per_clip} frames) in {took:.0f} ms; "
-            f"next look in {float(interval):g} s",
+            f"Looked at the last {finished.span_s:.1f} s of camera ({task.frames_per_clip} of its "
+            f"{finished.frames} frames) in {finished.took_ms:.0f} ms; looks every {float(interval):g} s",
             runtime_badge(task.runtime),
         )
 
@@ -250,7 +261,9 @@ def build(ctx) -> None:
             scores = gr.Label(num_top_classes=5, label="Top 5 actions", elem_id="vid-scores")
             status = gr.Markdown("", elem_id="vid-timing", label="Timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="vid-runtime", elem_classes=["studio-badge"])
-    plot = gr.Plot(label="Top actions over time (the list below says the same in words)", elem_id="vid-plot")
+    plot = gr.Plot(
+        label="Top actions over time (the list below says the same in words)", elem_id="vid-plot", visible=False
+    )
     timeline = gr.Markdown("", elem_id="vid-timeline", label="Timeline")
 
     with gr.Accordion("Model and runtime", open=False):
