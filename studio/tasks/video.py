@@ -17,7 +17,7 @@ import numpy as np
 
 from studio.backends.base import GraphSet
 from studio.errors import StudioError
-from studio.media.video import BadVideoError, Clip, DecodeReport, clips_of, open_video, window_count
+from studio.media.video import BadVideoError, Clip, DecodeReport, clips_of, clock, open_video, window_count
 from studio.progress import Progress, no_progress
 from studio.tasks.base import GraphTask
 
@@ -205,10 +205,11 @@ class VideoTask(GraphTask):
             t0 = time.perf_counter()
             windows.append(self.classify_clip(clip, top_k))
             model_times.append(time.perf_counter() - t0)
-            progress(
-                min(0.99, len(windows) / total),
-                f"Window {len(windows)} of about {total} ({clip.start_s:.1f}–{clip.end_s:.1f} s)",
-            )
+            span = f"{clock(clip.start_s)}–{clock(clip.end_s)}"
+            if info.duration_s:
+                progress(min(0.99, len(windows) / total), f"Window {len(windows)} of about {total} ({span})")
+            else:  # the container does not say how long it is (e.g. a browser recording): creep towards the end
+                progress(len(windows) / (len(windows) + 20), f"Window {len(windows)} ({span})")
         elapsed = time.perf_counter() - started
         stopped = cancelled()
         if not windows:
