@@ -256,6 +256,29 @@ _ROWS += (
             }
         ),
     ),
+    ModelSpec(
+        task="video",
+        hub_id="microsoft/xclip-base-patch32",
+        revision="a2e27a78a2b5d802e894b8a1ef14f3a8ce490963",  # verified in several public sources (MTEB, pinned use)
+        family="xclip",
+        title="X-CLIP base/32 — the actions you type (zero-shot), 8 frames",
+        licence="MIT",
+        architecture=MappingProxyType(
+            {
+                "model_type": "xclip",
+                "projection_dim": 512,
+                "prompt_layers": 2,
+                "text_config": {"hidden_size": 512, "num_hidden_layers": 12, "num_attention_heads": 8},
+                "vision_config": {
+                    **_VIT_BASE,
+                    "patch_size": 32,
+                    "num_frames": 8,
+                    "mit_hidden_size": 512,
+                    "mit_num_hidden_layers": 1,
+                },
+            }
+        ),
+    ),
 )
 
 

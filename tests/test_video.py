@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studio.errors import BadLabelsError
 from studio.media.video import (
     MAX_SHORT_SIDE,
     BadVideoError,
@@ -314,6 +315,79 @@ def test_a_cut_off_file_is_classified_as_far_as_it_goes_and_says_so(tasks, clips
     assert 0 < len(result.windows) < 6
     (notice,) = result.notices
     assert_plain_sentence(notice, "only the first", "0:12.0", "cut off")
+
+
+# X-CLIP: the actions the user types ------------------------------------------------------------------------------
+
+ACTIONS_TYPED = ["waving a hand", "juggling balls", "typing on a keyboard", "drinking coffee"]
+
+
+@pytest.fixture(scope="module")
+def xclip_tasks(tiny_xclip_dir, video_exports_dir) -> dict[str, VideoTask]:
+    return {b: VideoTask.load(str(tiny_xclip_dir), video_exports_dir, backend=b) for b in ("onnx", "torch")}
+
+
+def test_xclip_scores_typed_actions_like_transformers(xclip_tasks, tiny_xclip_dir, video_exports_dir, clips):
+    import torch
+    from transformers import AutoImageProcessor, AutoTokenizer, XCLIPModel
+
+    from studio.export.exporter import export_dir
+    from studio.export.manifest import read_manifest
+    from studio.sources import resolve
+
+    manifest = read_manifest(export_dir(video_exports_dir, resolve(str(tiny_xclip_dir), "video", video_exports_dir)))
+    assert set(manifest["graphs"]) == {"video_encoder", "text_encoder", "scorer"}
+    assert all(g["max_abs_diff"] < 1e-4 for g in manifest["graphs"].values())
+
+    (clip,) = list(clips_of(open_video(clips["short"]), 4, window_s=2.0, stride_s=2.0))[:1]
+    pixels = AutoImageProcessor.from_pretrained(str(tiny_xclip_dir))(list(clip.frames), return_tensors="np")
+    text = AutoTokenizer.from_pretrained(str(tiny_xclip_dir))(ACTIONS_TYPED, padding=True, return_tensors="pt")
+    model = XCLIPModel.from_pretrained(str(tiny_xclip_dir)).eval()
+    with torch.no_grad():
+        expected = model(pixel_values=torch.from_numpy(pixels["pixel_values"]), **text).logits_per_video.numpy()
+    for backend, task in xclip_tasks.items():
+        ours = task.preprocess(clip.frames)
+        np.testing.assert_allclose(ours, pixels["pixel_values"], atol=1e-5)
+        np.testing.assert_allclose(task.forward(ours, ACTIONS_TYPED), expected, atol=1e-4, err_msg=backend)
+    top = xclip_tasks["onnx"].classify_clip(clip, labels=", ".join(ACTIONS_TYPED)).top
+    probs = torch.softmax(torch.from_numpy(expected[0]), -1).numpy()
+    assert [t["label"] for t in top] == [ACTIONS_TYPED[i] for i in np.argsort(-probs)]
+    np.testing.assert_allclose([t["score"] for t in top], np.sort(probs)[::-1], atol=1e-5)
+
+
+def test_xclip_encodes_a_label_set_once_and_windows_a_video(xclip_tasks, clips):
+    task = xclip_tasks["onnx"]
+    result = task.classify_video(clips["long"], 4.0, 4.0, labels="waving a hand, juggling balls, waving a hand")
+    assert result.labels == ["waving a hand", "juggling balls"] and len(result.windows) == 3
+    assert any("more than once" in n for n in result.notices)
+    cached = task.text_embeds(["waving a hand", "juggling balls"])
+    assert task.text_embeds(["waving a hand", "juggling balls"]) is cached
+    assert {t["label"] for t in result.overall} == set(result.labels)
+
+
+@pytest.mark.parametrize("labels", [None, "", " , ", "waving"])
+def test_xclip_without_two_actions_gets_a_sentence(xclip_tasks, clips, labels):
+    with pytest.raises(BadLabelsError) as caught:
+        xclip_tasks["onnx"].classify_video(clips["short"], labels=labels)
+    assert_plain_sentence(str(caught.value), "at least")
+
+
+def test_a_classifier_says_typed_actions_are_not_used(tasks, clips):
+    result = tasks[("videomae", "onnx")].classify_video(clips["short"], labels="waving, clapping")
+    assert len(result.labels) == 7
+    (notice,) = result.notices
+    assert_plain_sentence(notice, "only by X-CLIP")
+
+
+def test_cli_predict_video_with_typed_actions(cli_env, xclip_tasks, tiny_xclip_dir, video_exports_dir, clips):
+    args = ["predict", "video", "--video", clips["long"], "--model", tiny_xclip_dir, "--models-dir", video_exports_dir]
+    out = stdout_json(studio(cli_env, *args, "--labels", "waving a hand, juggling balls", "--window-seconds", "6"))
+    expected = xclip_tasks["onnx"].classify_video(clips["long"], 6.0, labels="waving a hand, juggling balls")
+    assert [t["label"] for t in out["overall"]] == [t["label"] for t in expected.overall]
+    np.testing.assert_allclose([t["score"] for t in out["overall"]], [t["score"] for t in expected.overall], atol=1e-6)
+    assert len(out["windows"]) == 2
+    proc = studio(cli_env, *args)
+    assert_plain_sentence(error_sentence(proc), "type at least two")
 
 
 # Bad input --------------------------------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ def client(video_app):
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_videomae_dir, video_exports_dir) -> VideoTask:
-    return VideoTask.load(str(tiny_videomae_dir), video_exports_dir, backend="onnx")
+def reference(tiny_videomae_dir, video_app) -> VideoTask:
+    return VideoTask.load(str(tiny_videomae_dir), video_app[1], backend="onnx")
 
 
 def _video(path):
@@ -42,7 +42,8 @@ def _video(path):
 
 
 def _runtime(tiny_videomae_dir):
-    return [str(tiny_videomae_dir), "onnx", "cpu"]
+    """Model, backend, device, and the typed actions (none: VideoMAE knows its own)."""
+    return [str(tiny_videomae_dir), "onnx", "cpu", ""]
 
 
 def test_classify_video_equals_task(client, reference, tiny_videomae_dir, clips):
@@ -67,6 +68,28 @@ def test_one_window_has_no_plot(client, tiny_videomae_dir, clips):
     )
     assert plot == {"__type__": "update", "visible": False, "value": None} and "Window by window" not in timeline
     assert "Most likely action" in text_of(announce)
+
+
+def test_typed_actions_with_xclip(client, video_app, tiny_xclip_dir, tiny_videomae_dir, clips):
+    shown = client.predict(str(tiny_xclip_dir), api_name="/video_labels_box")
+    assert shown["visible"] is True
+    assert client.predict(str(tiny_videomae_dir), api_name="/video_labels_box")["visible"] is False
+    typed = "waving a hand, juggling balls, drinking coffee"
+    scores, announce, plot, timeline, _, badge = client.predict(
+        _video(clips["long"]), 4.0, None, str(tiny_xclip_dir), "torch", "cpu", typed, api_name="/classify_video"
+    )  # PyTorch: the X-CLIP export and its parity are tested in test_video.py
+    expected = VideoTask.load(str(tiny_xclip_dir), video_app[1], backend="torch").classify_video(
+        clips["long"], 4.0, labels=typed
+    )
+    assert [c["label"] for c in scores["confidences"]] == [t["label"] for t in expected.overall]
+    for got, want in zip(scores["confidences"], expected.overall):
+        assert got["confidence"] == pytest.approx(want["score"], abs=1e-6)
+    assert plot["visible"] is True and timeline.count("\n- ") == 3 and "PyTorch" in badge
+    job = client.submit(
+        _video(clips["short"]), None, None, str(tiny_xclip_dir), "torch", "cpu", "", api_name="/classify_video"
+    )
+    outputs, toasts = outputs_and_toasts(job)
+    assert_plain_sentence(text_of(outputs[1]), "type at least two")
 
 
 @pytest.mark.parametrize("case", ["one-frame", "corrupt", "no-video"])

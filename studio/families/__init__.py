@@ -40,6 +40,7 @@ _MODULES = {
     "vilt": "studio.families.vilt",
     "whisper": "studio.families.whisper",
     "video_classifier": "studio.families.video_classifier",
+    "xclip": "studio.families.xclip",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
@@ -51,6 +52,7 @@ FAMILY_BY_ARCHITECTURE = {
     "WhisperForConditionalGeneration": "whisper",
     "VideoMAEForVideoClassification": "video_classifier",
     "TimesformerForVideoClassification": "video_classifier",
+    "XCLIPModel": "xclip",
 }
 FAMILY_BY_MODEL_TYPE = {"clip": "clip"}
 

@@ -28,6 +28,7 @@ class VideoTab:
     def __init__(self, models_dir: Path) -> None:
         from studio.tasks.video import VideoTask
 
+        self.models_dir = models_dir
         self.tasks = TaskCache.of(VideoTask, models_dir)
         self.warn_once = WarnOnce()
         self.buffers: dict[str, RollingClip] = {}
@@ -39,8 +40,30 @@ class VideoTab:
 
     # Events -------------------------------------------------------------------------------------------------
 
+    def wants_labels(self, model) -> bool:
+        """Whether the picked model compares videos with typed actions (X-CLIP) rather than knowing its own."""
+        from studio.sources import resolve
+
+        try:
+            return resolve(model or None, TASK, self.models_dir).family == "xclip"
+        except StudioError:
+            return False
+
+    def labels_box(self, model):
+        """Shows the typed-actions box only for models that use it."""
+        return gr.update(visible=self.wants_labels(model))
+
     def classify_video(
-        self, video, window_s, stride_s, model, backend, device, request: gr.Request, progress=gr.Progress()
+        self,
+        video,
+        window_s,
+        stride_s,
+        model,
+        backend,
+        device,
+        labels="",
+        request: gr.Request = None,
+        progress=gr.Progress(),
     ):
         """Classifies an uploaded video window by window; Stop keeps the windows done so far."""
         session = session_of(request)
@@ -56,6 +79,7 @@ class VideoTab:
                 stride_s,
                 progress=ui_progress(progress),
                 cancelled=lambda: session in self.stop_requests,
+                labels=labels,
             )
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -76,7 +100,7 @@ class VideoTab:
             {t["label"]: t["score"] for t in result.overall},
             live_region(said, "vid-announce"),
             # A plot only when there is a timeline (more than one window); otherwise no empty box is shown.
-            gr.update(value=timeline_plot(result, task.labels), visible=True)
+            gr.update(value=timeline_plot(result, result.labels), visible=True)
             if len(result.windows) > 1
             else gr.update(value=None, visible=False),
             timeline_text(result),
@@ -89,7 +113,7 @@ class VideoTab:
         with self._lock:
             self.stop_requests.add(session_of(request))
 
-    def classify_camera(self, frame, seconds, interval, model, backend, device, request: gr.Request = None):
+    def classify_camera(self, frame, seconds, interval, model, backend, device, labels="", request: gr.Request = None):
         """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them.
 
         The model runs on a worker thread (`RollingClip.start`) so frames keep filling the buffer meanwhile; its
@@ -111,7 +135,7 @@ class VideoTab:
 
             def work(timed):
                 task = self.task(model, backend, device)
-                return task, task.classify_frames(spread(timed, task.frames_per_clip))
+                return task, task.classify_frames(spread(timed, task.frames_per_clip), labels=labels)
 
             buffer.start(now, work)
         finished = buffer.take()
@@ -126,7 +150,7 @@ class VideoTab:
         if finished.error is not None:
             raise finished.error
         task, top = finished.value
-        for notice in task.graphs.notices:
+        for notice in task.graphs.notices + task.resolve_labels(labels)[1]:
             self.warn_once(session, notice)
         return (
             {t["label"]: t["score"] for t in top},
@@ -199,7 +223,7 @@ def timeline_plot(result, labels: list[str]):
         ax.plot(x, [float(w.probabilities[index]) for w in result.windows], marker=marker, label=top["label"])
     ax.set_xlabel(f"Time in the video ({'minutes' if minutes else 's'})")
     ax.set_ylabel("Probability")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)  # headroom: a line at 100% is not drawn on the frame's edge
     ax.set_title("Top actions over time")
     ax.legend(loc="upper right", fontsize="small")
     plt.close(fig)
@@ -214,10 +238,17 @@ def build(ctx) -> None:
     gr.Markdown(
         "### What is happening in a video\n"
         "Upload a video, or start the camera and act something out. The model looks at a few seconds at a time and "
-        "names the action (400 everyday actions from the Kinetics data set)."
+        "names the action (400 everyday actions from the Kinetics data set, or, with an X-CLIP model picked under "
+        "Model and runtime, the actions you type)."
     )
     with gr.Row():
         with gr.Column(scale=1):
+            labels = gr.Textbox(
+                label="Actions to look for, separated by commas (X-CLIP compares the video with what you type)",
+                placeholder="waving, clapping, drinking coffee, typing",
+                elem_id="vid-labels",
+                visible=tab.wants_labels(preselected),
+            )
             with gr.Tabs():
                 with gr.Tab("Video file", id="vid-file-tab"):
                     # A file input, not gr.Video: browsers cannot preview AVI, MKV or many MOV files, and the model
@@ -270,16 +301,17 @@ def build(ctx) -> None:
         panel = build_model_panel(TASK, "vid", ctx.models_dir, preselected, tab.tasks, what="Video")
 
     runtime = [panel.model, panel.backend, panel.device]
+    panel.model.change(tab.labels_box, panel.model, labels, api_name="video_labels_box", show_progress="hidden")
     classify_btn.click(
         tab.classify_video,
-        [video, window, stride, *runtime],
+        [video, window, stride, *runtime, labels],
         [scores, announce, plot, timeline, status, badge],
         api_name="classify_video",
     )
     stop_btn.click(tab.stop, None, None, api_name="stop_video", concurrency_limit=None, queue=False)
     camera.stream(
         tab.classify_camera,
-        [camera, seconds, interval, *runtime],
+        [camera, seconds, interval, *runtime, labels],
         [scores, announce, status, badge],
         api_name="classify_camera",
         stream_every=0.1,
