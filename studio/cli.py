@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--stride-seconds", type=float, default=None, help="seconds between window starts (default: the window)"
     )
     video.add_argument("--top-k", type=int, default=5, help="how many actions to list per window and overall")
+    video.add_argument(
+        "--labels", default=None, help='X-CLIP models only: the actions to look for, e.g. "waving, clapping, typing"'
+    )
     _add_runtime(video)
     _add_common(video)
 
@@ -409,9 +412,11 @@ def _runtime_fields(runtime) -> dict:
 def _predict_video(args) -> int:
     from studio.errors import StudioError
     from studio.media.video import open_video
-    from studio.tasks.video import TASK, VideoTask
+    from studio.sources import resolve
+    from studio.tasks.video import TASK, VideoTask, check_labels
 
-    open_video(args.video)  # say what is wrong with the video before loading a model
+    open_video(args.video)  # say what is wrong with the video and the actions before loading a model
+    check_labels(args.labels, zero_shot=resolve(args.model, TASK, _models_dir(args)).family == "xclip")
     if args.variant != "fp32":
         raise StudioError("Video models have no int8 variant yet; leave out --variant.")
     if not 1 <= args.top_k <= 50:
@@ -422,8 +427,15 @@ def _predict_video(args) -> int:
     for notice in task.graphs.notices:
         print(f"studio: {notice}", file=sys.stderr)
     result = task.classify_video(
-        args.video, args.window_seconds, args.stride_seconds, top_k=args.top_k, progress=_tqdm_progress("Video")
+        args.video,
+        args.window_seconds,
+        args.stride_seconds,
+        top_k=args.top_k,
+        progress=_tqdm_progress("Video"),
+        labels=args.labels,
     )
+    for notice in result.notices:
+        print(f"studio: {notice}", file=sys.stderr)
     _print({"task": TASK, "model": _model_name(task), **_runtime_fields(task.runtime), **result.as_dict()})
     return 0
 

@@ -128,39 +128,103 @@ class LatestFrameGate:
             self._streams.pop(key, None)
 
 
+def spread(timed: list[tuple[float, Any]], n: int) -> list[Any]:
+    """n items of a time-ordered [(seconds, item)] list: the one nearest to each of n times spread evenly over it."""
+    times = np.asarray([t for t, _ in timed])
+    start, end = times[0], times[-1]
+    targets = start + (np.arange(n) + 0.5) * (end - start) / n
+    return [timed[int(np.abs(times - target).argmin())][1] for target in targets]
+
+
+@dataclass(frozen=True)
+class ClipRun:
+    """One finished classification of a camera clip.
+
+    Attributes:
+        value: What the work returned (None when it raised).
+        error: What it raised, if anything.
+        span_s: Seconds of camera the clip covered.
+        frames: Frames the buffer held when the clip was taken.
+        took_ms: How long the work ran.
+    """
+
+    value: Any
+    error: BaseException | None
+    span_s: float
+    frames: int
+    took_ms: float
+
+
 class RollingClip:
     """The last few seconds of one camera stream, for models that look at clips rather than single frames.
 
     Frames older than `seconds` are dropped as new ones arrive, and at most `max_frames` are kept (the oldest go
-    first), so memory is bounded whatever the camera's rate. `due` says when the stream should be classified again
-    (every `interval` seconds); `frames(n)` picks n frames spread evenly in time over the buffer.
+    first), so memory is bounded whatever the camera's rate. Every `interval` seconds (`due`), `start` hands a
+    snapshot of the buffer to a worker thread, so frames keep arriving while the model runs (a browser sends no new
+    camera frame while the previous one's event is pending) and the next clip has no hole where the model ran. At most
+    one run per stream: while one runs nothing is due, so runs never queue up; `take` returns each finished run once.
     """
 
     def __init__(self, seconds: float = 3.0, max_frames: int = 96) -> None:
         self.seconds = seconds
         self.buffer: deque[tuple[float, Any]] = deque(maxlen=max_frames)
         self.last_run: float | None = None
+        self._lock = threading.Lock()
+        self._running = False
+        self._finished: ClipRun | None = None
 
     def add(self, t: float, frame: Any) -> None:
         """Adds a frame taken at time `t` (seconds, monotonic) and forgets those out of the window."""
-        self.buffer.append((t, frame))
-        while self.buffer and self.buffer[0][0] < t - self.seconds:
-            self.buffer.popleft()
+        with self._lock:
+            self.buffer.append((t, frame))
+            while self.buffer and self.buffer[0][0] < t - self.seconds:
+                self.buffer.popleft()
 
     @property
     def span(self) -> float:
         """Seconds between the oldest and the newest frame held."""
         return self.buffer[-1][0] - self.buffer[0][0] if len(self.buffer) > 1 else 0.0
 
-    def due(self, now: float, interval: float, min_span: float = 0.5) -> bool:
-        """Whether to classify now: enough seconds are held and `interval` has passed since the last run."""
-        if self.span < min(min_span, self.seconds):
+    @property
+    def running(self) -> bool:
+        """Whether a run is under way."""
+        return self._running
+
+    def due(self, now: float, interval: float) -> bool:
+        """Whether to classify now: no run under way, `interval` passed since the last one, and the buffer holds
+        `interval` seconds (or all the seconds asked for, if fewer) so the first clip is not a blink."""
+        if self._running or self.span < min(interval, self.seconds) - 1e-9:
             return False
         return self.last_run is None or now - self.last_run >= interval
 
     def frames(self, n: int) -> list[Any]:
         """n frames, each the one nearest to n times spread evenly over the buffer."""
-        times = np.asarray([t for t, _ in self.buffer])
-        start, end = times[0], times[-1]
-        targets = start + (np.arange(n) + 0.5) * (end - start) / n
-        return [self.buffer[int(np.abs(times - target).argmin())][1] for target in targets]
+        with self._lock:
+            timed = list(self.buffer)
+        return spread(timed, n)
+
+    def start(self, now: float, work: Callable[[list[tuple[float, Any]]], Any]) -> None:
+        """Runs `work(snapshot of the buffer as [(seconds, frame)])` on a worker thread; see `take`."""
+        with self._lock:
+            timed = list(self.buffer)
+            self._running, self.last_run = True, now
+        span = timed[-1][0] - timed[0][0] if len(timed) > 1 else 0.0
+
+        def run() -> None:
+            started = time.perf_counter()
+            value, error = None, None
+            try:
+                value = work(timed)
+            except BaseException as exc:  # handed to the caller of `take`, who decides what the user sees
+                error = exc
+            finished = ClipRun(value, error, span, len(timed), (time.perf_counter() - started) * 1000)
+            with self._lock:
+                self._finished, self._running = finished, False
+
+        threading.Thread(target=run, name="camera-clip", daemon=True).start()
+
+    def take(self) -> ClipRun | None:
+        """The run finished since the last call, if any (each run is returned once)."""
+        with self._lock:
+            finished, self._finished = self._finished, None
+        return finished

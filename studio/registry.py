@@ -220,7 +220,8 @@ _ROWS += (
     ModelSpec(
         task="video",
         hub_id="MCG-NJU/videomae-base-finetuned-kinetics",
-        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        # Verified in several public sources (MTEB's model metadata, projects pinning it, Hugging Face cache paths).
+        revision="488eb9a0565f257b32866000305c8178965eb9f6",
         family="video_classifier",
         title="VideoMAE base (Kinetics-400) — 400 actions from 16 frames",
         licence="CC-BY-NC-4.0",
@@ -240,7 +241,7 @@ _ROWS += (
     ModelSpec(
         task="video",
         hub_id="facebook/timesformer-base-finetuned-k400",
-        revision=None,  # no commit could be verified offline; pinned at first download (see ModelSpec.revision)
+        revision="8aaf40ea7d3d282dcb0a5dea01a198320d15d6c0",  # verified like VideoMAE's (MTEB, cache paths)
         family="video_classifier",
         title="TimeSformer base (Kinetics-400) — divided space-time attention, 8 frames",
         licence="CC-BY-NC-4.0",
@@ -252,6 +253,29 @@ _ROWS += (
                 "num_frames": 8,
                 "attention_type": "divided_space_time",
                 "num_labels": 400,
+            }
+        ),
+    ),
+    ModelSpec(
+        task="video",
+        hub_id="microsoft/xclip-base-patch32",
+        revision="a2e27a78a2b5d802e894b8a1ef14f3a8ce490963",  # verified in several public sources (MTEB, pinned use)
+        family="xclip",
+        title="X-CLIP base/32 — the actions you type (zero-shot), 8 frames",
+        licence="MIT",
+        architecture=MappingProxyType(
+            {
+                "model_type": "xclip",
+                "projection_dim": 512,
+                "prompt_layers": 2,
+                "text_config": {"hidden_size": 512, "num_hidden_layers": 12, "num_attention_heads": 8},
+                "vision_config": {
+                    **_VIT_BASE,
+                    "patch_size": 32,
+                    "num_frames": 8,
+                    "mit_hidden_size": 512,
+                    "mit_num_hidden_layers": 1,
+                },
             }
         ),
     ),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_video import drawn_frames, make_tiny_video_classifier, write_clip
+from tests.tiny_video import drawn_frames, make_tiny_video_classifier, make_tiny_xclip, write_clip
 
 
 @pytest.fixture(scope="session")
@@ -20,15 +20,34 @@ def tiny_timesformer_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def video_exports_dir(tmp_path_factory, tiny_videomae_dir, tiny_timesformer_dir) -> Path:
-    """A models directory holding both tiny video classifiers' ONNX exports, shared by read-only tests."""
+def tiny_xclip_dir(tmp_path_factory, clip_vocab_dir) -> Path:
+    return make_tiny_xclip(tmp_path_factory.mktemp("models") / "tiny-xclip", clip_vocab_dir)
+
+
+@pytest.fixture(scope="session")
+def video_exports(tmp_path_factory):
+    """export(*model_dirs) -> one models directory holding those tiny models' ONNX exports, each made once per
+    session when first asked for (read-only for tests: copy it before writing)."""
     from studio.export.exporter import export_model
     from studio.sources import resolve
 
     models_dir = tmp_path_factory.mktemp("exported-video")
-    for model in (tiny_videomae_dir, tiny_timesformer_dir):
-        export_model(resolve(str(model), "video", models_dir), models_dir)
-    return models_dir
+    done: set[Path] = set()
+
+    def export(*models: Path) -> Path:
+        for model in models:
+            if model not in done:
+                export_model(resolve(str(model), "video", models_dir), models_dir)
+                done.add(model)
+        return models_dir
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def video_exports_dir(video_exports, tiny_videomae_dir, tiny_timesformer_dir, tiny_xclip_dir) -> Path:
+    """A models directory holding the three tiny video models' ONNX exports, shared by read-only tests."""
+    return video_exports(tiny_videomae_dir, tiny_timesformer_dir, tiny_xclip_dir)
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +62,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def video_app(tmp_path_factory, video_exports_dir, tiny_videomae_dir):
-    """The real app with the tiny VideoMAE preselected in the Video tab, on a copy of the video exports."""
+def video_app(tmp_path_factory, video_exports, tiny_videomae_dir):
+    """The real app with the tiny VideoMAE preselected in the Video tab, on a copy of its export."""
     from tests.conftest import launched_app
 
-    yield from launched_app(tmp_path_factory, "video-app-models", video_exports_dir, {"video": tiny_videomae_dir})
+    exports = video_exports(tiny_videomae_dir)
+    yield from launched_app(tmp_path_factory, "video-app-models", exports, {"video": tiny_videomae_dir})

@@ -15,8 +15,6 @@ PINNED_AT_FIRST_DOWNLOAD = {
     "dandelin/vilt-b32-finetuned-vqa",
     "Salesforce/blip-vqa-base",
     "openai/whisper-tiny.en",
-    "MCG-NJU/videomae-base-finetuned-kinetics",
-    "facebook/timesformer-base-finetuned-k400",
 }
 
 

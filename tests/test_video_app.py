@@ -33,8 +33,8 @@ def client(video_app):
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_videomae_dir, video_exports_dir) -> VideoTask:
-    return VideoTask.load(str(tiny_videomae_dir), video_exports_dir, backend="onnx")
+def reference(tiny_videomae_dir, video_app) -> VideoTask:
+    return VideoTask.load(str(tiny_videomae_dir), video_app[1], backend="onnx")
 
 
 def _video(path):
@@ -42,7 +42,8 @@ def _video(path):
 
 
 def _runtime(tiny_videomae_dir):
-    return [str(tiny_videomae_dir), "onnx", "cpu"]
+    """Model, backend, device, and the typed actions (none: VideoMAE knows its own)."""
+    return [str(tiny_videomae_dir), "onnx", "cpu", ""]
 
 
 def test_classify_video_equals_task(client, reference, tiny_videomae_dir, clips):
@@ -54,7 +55,7 @@ def test_classify_video_equals_task(client, reference, tiny_videomae_dir, clips)
     for shown, want in zip(scores["confidences"], expected.overall):
         assert shown["confidence"] == pytest.approx(want["score"], abs=1e-6)
     assert text_of(announce).startswith(f"Most likely action: {expected.overall[0]['label']}")
-    assert plot is not None  # 11 windows: a timeline plot
+    assert plot["visible"] is True and plot["value"]["type"] == "matplotlib"  # 11 windows: a timeline plot
     assert timeline.count("\n- ") == len(expected.windows) == 11
     assert "0:00.0–0:02.0" in timeline and expected.windows[0].top[0]["label"] in timeline
     assert "ONNX Runtime" in badge and "CPU" in badge
@@ -65,8 +66,30 @@ def test_one_window_has_no_plot(client, tiny_videomae_dir, clips):
     _, announce, plot, timeline, _, _ = client.predict(
         _video(clips["short"]), 10.0, None, *_runtime(tiny_videomae_dir), api_name="/classify_video"
     )
-    assert plot is None and "Window by window" not in timeline
+    assert plot == {"__type__": "update", "visible": False, "value": None} and "Window by window" not in timeline
     assert "Most likely action" in text_of(announce)
+
+
+def test_typed_actions_with_xclip(client, video_app, tiny_xclip_dir, tiny_videomae_dir, clips):
+    shown = client.predict(str(tiny_xclip_dir), api_name="/video_labels_box")
+    assert shown["visible"] is True
+    assert client.predict(str(tiny_videomae_dir), api_name="/video_labels_box")["visible"] is False
+    typed = "waving a hand, juggling balls, drinking coffee"
+    scores, announce, plot, timeline, _, badge = client.predict(
+        _video(clips["long"]), 4.0, None, str(tiny_xclip_dir), "torch", "cpu", typed, api_name="/classify_video"
+    )  # PyTorch: the X-CLIP export and its parity are tested in test_video.py
+    expected = VideoTask.load(str(tiny_xclip_dir), video_app[1], backend="torch").classify_video(
+        clips["long"], 4.0, labels=typed
+    )
+    assert [c["label"] for c in scores["confidences"]] == [t["label"] for t in expected.overall]
+    for got, want in zip(scores["confidences"], expected.overall):
+        assert got["confidence"] == pytest.approx(want["score"], abs=1e-6)
+    assert plot["visible"] is True and timeline.count("\n- ") == 3 and "PyTorch" in badge
+    job = client.submit(
+        _video(clips["short"]), None, None, str(tiny_xclip_dir), "torch", "cpu", "", api_name="/classify_video"
+    )
+    outputs, toasts = outputs_and_toasts(job)
+    assert_plain_sentence(text_of(outputs[1]), "type at least two")
 
 
 @pytest.mark.parametrize("case", ["one-frame", "corrupt", "no-video"])
@@ -86,6 +109,28 @@ def test_bad_video_gets_a_sentence_and_the_app_keeps_serving(case, client, tiny_
     # Still serving.
     again = client.predict(_video(clips["short"]), None, None, *_runtime(tiny_videomae_dir), api_name="/classify_video")
     assert "Most likely action" in text_of(again[1])
+
+
+def test_a_long_timeline_lists_runs_of_the_same_action():
+    import numpy as np
+
+    from studio.tasks.video import VideoResult, WindowResult
+    from studio.ui.video_tab import MAX_LISTED_WINDOWS, timeline_text
+
+    def window(i, label):
+        return WindowResult(i * 2.0, i * 2.0 + 2, [{"label": label, "score": 0.5 + i / 1000}], np.zeros(2))
+
+    labels = ["running"] * 100 + ["jumping"] * 50 + ["running"] * 30
+    windows = [window(i, label) for i, label in enumerate(labels)]
+    result = VideoResult([{"label": "running", "score": 0.6}], windows, 2.0, 2.0, 4, 1.0, 1.0)
+    text = timeline_text(result)
+    assert len(windows) > MAX_LISTED_WINDOWS
+    assert text.count("\n- ") == 3
+    assert "- 0:00.0–3:20.0: running (100 windows, up to 60%)" in text
+    assert "- 3:20.0–5:00.0: jumping (50 windows, up to 65%)" in text
+    assert "- 5:00.0–6:00.0: running (30 windows, up to 68%)" in text
+    short = timeline_text(VideoResult(result.overall, windows[:3], 2.0, 2.0, 4, 1.0, 1.0, notices=["Part is damaged."]))
+    assert short.count("\n- ") == 3 and short.endswith("Part is damaged.")
 
 
 @pytest.mark.browser

@@ -45,6 +45,7 @@ _MODULES = {
     "video_classifier": "studio.families.video_classifier",
     "ast": "studio.families.ast",
     "clap": "studio.families.clap",
+    "xclip": "studio.families.xclip",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
@@ -58,6 +59,7 @@ FAMILY_BY_ARCHITECTURE = {
     "TimesformerForVideoClassification": "video_classifier",
     "ASTForAudioClassification": "ast",
     "ClapModel": "clap",
+    "XCLIPModel": "xclip",
 }
 FAMILY_BY_MODEL_TYPE = {"clip": "clip", "audio-spectrogram-transformer": "ast", "clap": "clap"}
 

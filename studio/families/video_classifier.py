@@ -123,7 +123,14 @@ def clip_pixels(prep, frames: list) -> np.ndarray:
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
-    """A clip made of the real photos (cycled to the model's frame count), prepared as the task prepares frames."""
+    """Two clips made of the real photos (cycled to the model's frame count, the second in reverse), prepared as the
+    task prepares frames.
+
+    Two, not one: the exporter traces with these, and a batch of 1 lets it specialize the batch size into
+    TimeSformer's reshapes, leaving a graph that only takes one clip.
+    """
     n = int(model.config.num_frames) if model is not None else 16
     frames = [photos[i % len(photos)] for i in range(n)]
-    return {"classifier": {"pixel_values": clip_pixels(preprocessing(files_dir), frames)}}
+    prep = preprocessing(files_dir)
+    pixels = np.concatenate([clip_pixels(prep, frames), clip_pixels(prep, frames[::-1])])
+    return {"classifier": {"pixel_values": pixels}}

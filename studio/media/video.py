@@ -2,8 +2,9 @@
 
 Decoding uses OpenCV (its bundled FFmpeg reads MP4, AVI, WebM, MOV, MKV); where OpenCV cannot open a file, the ffmpeg
 command decodes it instead. Every frame carries its presentation time as the container states it (OpenCV's
-`CAP_PROP_POS_MSEC` after the read, ffprobe's packet times on the ffmpeg path), so variable-frame-rate videos
-(phones, screen recordings) are windowed by real seconds, never by an assumed frame rate.
+`CAP_PROP_POS_MSEC` after the read; on the ffmpeg path the decoder's own pts of each frame, reported by the showinfo
+filter), so variable-frame-rate videos (phones, screen recordings) are windowed by real seconds, never by an assumed
+frame rate. A damaged file that stops OpenCV early is read on by ffmpeg, whose decoder skips damaged frames.
 
 Memory stays bounded however long the video is: frames are streamed, big frames (4K) are shrunk at decode time, and
 a window keeps only the one frame nearest each of its sampling times (`ClipSampler`), so at most
@@ -12,12 +13,16 @@ a window keeps only the one frame nearest each of its sampling times (`ClipSampl
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import queue
+import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,21 +88,88 @@ def open_video(path: Path | str, reader: str = "auto") -> VideoInfo:
     return _ffmpeg_info(path)
 
 
-def iter_frames(info: VideoInfo, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[float, np.ndarray]]:
+@dataclass
+class DecodeReport:
+    """What decoding a video met, filled in while frames stream.
+
+    Attributes:
+        frames: Frames given so far.
+        last_s: Presentation time of the newest frame.
+        gap_s: Seconds between the last two frames.
+        notices: Sentences for the user about parts that could not be read.
+    """
+
+    frames: int = 0
+    last_s: float = 0.0
+    gap_s: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+    def add(self, t: float) -> None:
+        """Counts a frame shown at `t` seconds."""
+        if self.frames:
+            self.gap_s = t - self.last_s
+        self.frames, self.last_s = self.frames + 1, t
+
+    def cut_short(self, info: VideoInfo) -> bool:
+        """Whether decoding ended well before the length the container announces (damaged or cut-off file)."""
+        if not info.duration_s or not self.frames:
+            return False
+        return self.last_s + self.gap_s < info.duration_s - max(0.5, 0.05 * info.duration_s)
+
+
+def iter_frames(
+    info: VideoInfo, cancelled: Callable[[], bool] = lambda: False, report: DecodeReport | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
     """Yields (seconds, RGB uint8 frame) in presentation order, shrunk to `MAX_SHORT_SIDE` where bigger.
+
+    OpenCV stops at the first frame it cannot decode; when that leaves the video well short of its announced length,
+    the ffmpeg command (whose decoder skips damaged frames and goes on) reads the rest. A file that still ends early
+    is read as far as it goes, and `report` says so.
 
     Args:
         info: From `open_video`.
         cancelled: Polled between frames; decoding stops when it returns True.
+        report: Filled in with the frames read and sentences about damaged parts.
     """
-    frames = _opencv_frames(info) if info.reader == "opencv" else _ffmpeg_frames(info)
-    try:
-        for t, frame in frames:
-            if cancelled():
-                return
-            yield t, frame
-    finally:
-        frames.close()
+    report = report if report is not None else DecodeReport()
+    readers = [_opencv_frames, _ffmpeg_frames] if info.reader == "opencv" else [_ffmpeg_frames]
+    for read in readers:
+        resume_after = report.last_s if report.frames else None
+        if resume_after is not None and shutil.which("ffmpeg") is None:
+            break
+        frames = read(info)
+        try:
+            for t, frame in frames:
+                if cancelled():
+                    return
+                if resume_after is not None:
+                    if t <= resume_after + 1e-6:
+                        continue  # the part OpenCV read already
+                    if t - resume_after > max(1.0, 3 * report.gap_s):
+                        report.notices.append(
+                            f"Part of {info.path.name} is damaged: the pictures between {clock(resume_after)} and "
+                            f"{clock(t)} could not be read and were skipped."
+                        )
+                    resume_after = None
+                report.add(t)
+                yield t, frame
+        finally:
+            frames.close()
+        if not report.cut_short(info):
+            break
+    if report.cut_short(info) and not cancelled():
+        report.notices.append(
+            f"Only the first {clock(report.last_s + report.gap_s)} of the {clock(info.duration_s)} that "
+            f"{info.path.name} announces could be read; the rest seems damaged or cut off, so the results cover that "
+            "part only."
+        )
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss.s (h:mm:ss past an hour), the way the timeline shows times."""
+    minutes, secs = divmod(max(float(seconds), 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
 def _shrink(frame: np.ndarray) -> np.ndarray:
@@ -111,9 +183,23 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
 
 
-def _opencv_info(path: Path) -> VideoInfo | None:
+def _cv2():
+    """OpenCV, with its own and its FFmpeg's log lines silenced: problems reach the user as sentences instead.
+
+    A developer who wants them sets OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL in the environment.
+    """
+    import os
+
     import cv2
 
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when OpenCV first opens a video
+    return cv2
+
+
+def _opencv_info(path: Path) -> VideoInfo | None:
+    cv2 = _cv2()
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -130,8 +216,7 @@ def _opencv_info(path: Path) -> VideoInfo | None:
 
 
 def _opencv_frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
-    import cv2
-
+    cv2 = _cv2()
     cap = cv2.VideoCapture(str(info.path))
     try:
         last = -1.0
@@ -159,14 +244,17 @@ def _tool(name: str) -> str:
     return found
 
 
+def _run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess | None:
+    """Runs a probe command; None when it did not finish in time (a file that stalls the demuxer)."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def _ffprobe(path: Path, *args: str) -> dict:
-    out = subprocess.run(
-        [_tool("ffprobe"), "-v", "error", "-of", "json", *args, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if out.returncode != 0:
+    out = _run([_tool("ffprobe"), "-v", "error", "-of", "json", *args, str(path)])
+    if out is None or out.returncode != 0:
         return {}
     try:
         return json.loads(out.stdout or "{}")
@@ -184,48 +272,78 @@ def _ffmpeg_info(path: Path) -> VideoInfo:
     stream = streams[0]
     width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
     codec = stream.get("codec_name") or "unknown"
-    test = subprocess.run(
-        [_tool("ffmpeg"), "-v", "error", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if test.returncode != 0 or not width or not height:
+    if codec in ("unknown", "none"):  # the container names a codec FFmpeg has never heard of: show its tag
+        codec = f"an unknown format, “{stream.get('codec_tag_string') or '?'}”"
+    test = _run([_tool("ffmpeg"), "-v", "error", "-i", str(path), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"])
+    if test is None or test.returncode != 0 or not width or not height:
         raise BadVideoError(
-            f"The pictures in {path.name} use a format ({codec}) this computer cannot decode, or the file is "
-            "damaged; convert it to MP4 (H.264) and try again."
+            f"The pictures in {path.name} are stored in a format this computer cannot decode ({codec}), or the file "
+            "is damaged; convert it to MP4 (H.264) and try again."
         )
     duration = float(probe.get("format", {}).get("duration") or stream.get("duration") or 0.0)
     count = int(stream.get("nb_frames") or 0)
     return VideoInfo(path, width, height, count, duration, "ffmpeg")
 
 
+_PTS_TIME = re.compile(r"\bpts_time:\s*(-?[0-9.]+(?:e-?[0-9]+)?)")
+
+
+@functools.cache
+def _showinfo_filter() -> str:
+    """FFmpeg's per-frame report filter, without the pixel checksums where this FFmpeg can leave them out."""
+    out = _run([_tool("ffmpeg"), "-hide_banner", "-h", "filter=showinfo"], timeout=30)
+    return "showinfo=checksum=0" if out is not None and "checksum" in out.stdout else "showinfo"
+
+
 def _ffmpeg_frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
-    # Presentation times: the packets' pts (cheap: no decoding), sorted into display order.
-    packets = _ffprobe(info.path, "-select_streams", "v:0", "-show_entries", "packet=pts_time")
-    times = sorted(float(p["pts_time"]) for p in packets.get("packets", []) if p.get("pts_time") not in (None, "N/A"))
-    start = times[0] if times else 0.0
+    # Presentation times come from the decoder itself: the showinfo filter reports each frame's pts on stderr as the
+    # frame passes, in the order the frames reach stdout (frames a damaged file drops are dropped from both).
     scale = min(1.0, MAX_SHORT_SIDE / min(info.width, info.height))
     w, h = info.width, info.height
     if scale < 1:  # even sizes: what ffmpeg's rgb24 scaler expects
         w, h = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
-    command = [_tool("ffmpeg"), "-v", "error", "-i", str(info.path), "-map", "0:v:0", "-fps_mode", "passthrough"]
-    command += ["-vf", f"scale={w}:{h}:flags=area"] if scale < 1 else []
+    filters = ([f"scale={w}:{h}:flags=area"] if scale < 1 else []) + [_showinfo_filter()]
+    command = [_tool("ffmpeg"), "-hide_banner", "-nostats", "-nostdin", "-v", "info", "-i", str(info.path)]
+    command += ["-map", "0:v:0", "-fps_mode", "passthrough", "-vf", ",".join(filters)]
     command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    times: queue.Queue[float | None] = queue.Queue()
+
+    def read_times() -> None:
+        for line in process.stderr:
+            if b"showinfo" in line:
+                found = _PTS_TIME.search(line.decode("utf-8", "replace"))
+                if found:
+                    times.put(float(found.group(1)))
+        times.put(None)
+
+    reader = threading.Thread(target=read_times, name="ffmpeg-frame-times", daemon=True)
+    reader.start()
     size = w * h * 3
     try:
-        index = 0
+        last, gap = None, 0.0
         while True:
             data = process.stdout.read(size)
             if len(data) < size:
                 return
-            t = times[index] - start if index < len(times) else (index and times[-1] - start + 1e-3 * index)
-            index += 1
+            try:  # showinfo reports a frame before it is written, so its time is (nearly) always there already
+                t = times.get(timeout=10)
+            except queue.Empty:
+                t = None
+            if t is None:  # no timestamp for this frame (NOPTS): keep the spacing of the frames before it
+                t = (last + (gap or 1e-3)) if last is not None else 0.0
+            elif last is not None and t <= last:
+                t = last + 1e-3
+            if last is not None:
+                gap = t - last
+            last = t
             yield float(t), np.frombuffer(data, np.uint8).reshape(h, w, 3)
     finally:
         process.kill()
         process.wait()
+        reader.join(timeout=5)
+        process.stdout.close()
+        process.stderr.close()
 
 
 # Sampling clips from windows ------------------------------------------------------------------------------------------
@@ -344,14 +462,23 @@ def clips_of(
     window_s: float,
     stride_s: float,
     cancelled: Callable[[], bool] = lambda: False,
+    report: DecodeReport | None = None,
 ) -> Iterator[Clip]:
     """Streams a video's clips, one per window (see `ClipSampler`).
+
+    Args:
+        info: From `open_video`.
+        frames_per_clip: Frames the model takes per clip.
+        window_s: Seconds per window.
+        stride_s: Seconds between window starts.
+        cancelled: Polled between frames; no more clips once it returns True.
+        report: Filled in by decoding (frames read, damaged parts).
 
     Raises:
         BadVideoError: The video has fewer than two frames (no movement to recognize).
     """
     sampler = ClipSampler(frames_per_clip, window_s, stride_s)
-    for t, frame in iter_frames(info, cancelled):
+    for t, frame in iter_frames(info, cancelled, report):
         yield from sampler.push(t, frame)
     if sampler.frames_seen < 2 and not cancelled():
         raise BadVideoError(

@@ -2,13 +2,15 @@
 
 preprocess: each clip's frames (sampled evenly in real time over its window, see `studio.media.video`) are prepared
 like images with the model's preprocessor settings and stacked to (1, frames, 3, H, W); forward: the one classifier
-graph; postprocess: softmax over the model's labels. A video longer than one window gives a timeline (top actions per
-window) and an overall ranking (the mean of the windows' probabilities).
+graph (X-CLIP: video encoder, then a scorer against the typed actions' cached text embeddings); postprocess: softmax
+over the labels. A video longer than one window gives a timeline (top actions per window) and an overall ranking (the
+mean of the windows' probabilities).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,15 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from studio.backends.base import GraphSet
-from studio.errors import StudioError
-from studio.media.video import BadVideoError, Clip, clips_of, open_video, window_count
+from studio.errors import BadLabelsError, StudioError
+from studio.media.video import BadVideoError, Clip, DecodeReport, clips_of, clock, open_video, window_count
 from studio.progress import Progress, no_progress
 from studio.tasks.base import GraphTask
+from studio.tasks.zero_shot import parse_labels
 
 TASK = "video"
 TOP_K = 5
 MIN_WINDOW_S = 0.2
 MAX_WINDOW_S = 60.0
+_TEXT_BATCH = 64
+_TEXT_CACHE_SIZE = 16
 
 
 class VideoCancelled(StudioError):
@@ -64,6 +69,8 @@ class VideoResult:
         model_ms: Median time of one clip through the model.
         decode_ms: Total decoding + sampling + preparing time.
         cancelled: Whether the user stopped it before the end (then `windows` holds those done).
+        notices: Sentences about the input (parts of the file that could not be read, typed actions not used).
+        labels: The actions scored, in the order of each window's `probabilities`.
     """
 
     overall: list[dict]
@@ -74,6 +81,8 @@ class VideoResult:
     model_ms: float
     decode_ms: float
     cancelled: bool = False
+    notices: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -85,6 +94,7 @@ class VideoResult:
             "model_ms_per_clip": round(self.model_ms, 1),
             "decode_ms_total": round(self.decode_ms, 1),
             "cancelled": self.cancelled,
+            "notices": self.notices,
         }
 
 
@@ -114,11 +124,46 @@ def check_window(window_s: float | None, stride_s: float | None, default_window:
     return window, stride
 
 
+def check_labels(labels: str | list[str] | None, zero_shot: bool, known: int = 0) -> tuple[list[str], list[str]]:
+    """Typed actions for a model: X-CLIP needs at least two; a classifier ignores them and says so.
+
+    Args:
+        labels: "waving, clapping" (commas or new lines), a list, or None.
+        zero_shot: Whether the model scores typed actions (X-CLIP).
+        known: How many actions a classifier knows (for its notice).
+
+    Returns:
+        The parsed actions (empty for a classifier) and notices.
+
+    Raises:
+        BadLabelsError: X-CLIP without at least two actions.
+    """
+    typed = labels if isinstance(labels, str) else ",".join(labels or [])
+    given = bool(typed.replace(",", "").strip())
+    if not zero_shot:
+        if not given:
+            return [], []
+        return [], [
+            f"This model recognizes the {known} actions it was trained on; the actions you typed are used only by "
+            "X-CLIP models."
+        ]
+    if not given:
+        raise BadLabelsError(
+            "X-CLIP compares the video with actions you type: type at least two, separated by commas, for example: "
+            "waving, clapping, jumping."
+        )
+    return parse_labels(labels)
+
+
 class VideoTask(GraphTask):
     """Classifies the action in video clips.
 
+    Two kinds of models: classifiers (VideoMAE, TimeSformer: one "classifier" graph and the actions they were trained
+    on, in metadata) and X-CLIP, which scores a clip against actions the user types ("video_encoder", "text_encoder"
+    and "scorer" graphs; typed actions are encoded once per set and cached).
+
     Args:
-        graphs: The "classifier" graph, with labels, frames per clip and clip length in metadata.
+        graphs: The model's graphs, with frames per clip and clip length (and a classifier's labels) in metadata.
     """
 
     TASK = TASK
@@ -128,10 +173,45 @@ class VideoTask(GraphTask):
 
         super().__init__(graphs)
         self.meta = dict(graphs.metadata)
-        self.labels: list[str] = list(self.meta["labels"])
+        self.zero_shot = "video_encoder" in graphs.graphs
+        self.labels: list[str] = list(self.meta.get("labels") or [])
         self.frames_per_clip = int(self.meta["num_frames"])
         self.clip_seconds = float(self.meta.get("clip_seconds", 2.0))
         self.prep = preprocessing(Path(graphs.files_dir))
+        self._text_cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        if self.zero_shot:
+            from studio.families.xclip import TEXT_MAX_LENGTH
+            from studio.media.text import TextTokenizer
+
+            self.tokenizer = TextTokenizer(Path(graphs.files_dir), TEXT_MAX_LENGTH)
+
+    def resolve_labels(self, labels: str | list[str] | None = None) -> tuple[list[str], list[str]]:
+        """The actions to score and notices about them (see `check_labels`).
+
+        Args:
+            labels: Typed actions ("waving, clapping" or a list): required by X-CLIP; a classifier scores its own.
+        """
+        if not self.zero_shot:
+            return self.labels, check_labels(labels, zero_shot=False, known=len(self.labels))[1]
+        return check_labels(labels, zero_shot=True)
+
+    def text_embeds(self, labels: list[str]) -> np.ndarray:
+        """X-CLIP's text embeddings (K, D) of a label set, encoded once and cached."""
+        key = tuple(labels)
+        if key in self._text_cache:
+            self._text_cache.move_to_end(key)
+            return self._text_cache[key]
+        graph = self.graphs.graphs["text_encoder"]
+        embeds = np.concatenate(
+            [
+                graph.run(self.tokenizer(list(key[i : i + _TEXT_BATCH])))["text_embeds"]
+                for i in range(0, len(key), _TEXT_BATCH)
+            ]
+        ).astype(np.float32)
+        self._text_cache[key] = embeds
+        if len(self._text_cache) > _TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
+        return embeds
 
     def preprocess(self, frames: list) -> np.ndarray:
         """A clip's frames (RGB uint8 arrays or PIL images, any count >= 1) -> (1, T, 3, H, W).
@@ -145,27 +225,37 @@ class VideoTask(GraphTask):
         index = np.floor((np.arange(self.frames_per_clip) + 0.5) * len(frames) / self.frames_per_clip).astype(int)
         return clip_pixels(self.prep, [frames[i] for i in index])
 
-    def forward(self, pixel_values: np.ndarray) -> np.ndarray:
-        """Logits (N, labels)."""
-        return self.graphs.graphs["classifier"].run({"pixel_values": pixel_values})["logits"]
+    def forward(self, pixel_values: np.ndarray, labels: list[str] | None = None) -> np.ndarray:
+        """Logits (N, labels); X-CLIP scores against `labels` (see `resolve_labels`)."""
+        graphs = self.graphs.graphs
+        if not self.zero_shot:
+            return graphs["classifier"].run({"pixel_values": pixel_values})["logits"]
+        video = graphs["video_encoder"].run({"pixel_values": pixel_values})
+        inputs = {"video_embeds": video["video_embeds"], "img_features": video["img_features"]}
+        return graphs["scorer"].run({**inputs, "text_embeds": self.text_embeds(list(labels or []))})["logits"]
 
-    def postprocess(self, logits: np.ndarray, top_k: int = TOP_K) -> tuple[list[dict], np.ndarray]:
+    def postprocess(self, logits: np.ndarray, labels: list[str], top_k: int = TOP_K) -> tuple[list[dict], np.ndarray]:
         """Top-k [{"label", "score"}] and the full probabilities of one clip."""
         probs = _softmax(np.asarray(logits, np.float64)[0])
-        return self.top(probs, top_k), probs
+        return self.top(probs, labels, top_k), probs
 
-    def top(self, probs: np.ndarray, top_k: int = TOP_K) -> list[dict]:
+    @staticmethod
+    def top(probs: np.ndarray, labels: list[str], top_k: int = TOP_K) -> list[dict]:
         """The k most probable labels."""
         order = np.argsort(-probs, kind="stable")[:top_k]
-        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+        return [{"label": labels[i], "score": float(probs[i])} for i in order]
 
-    def classify_frames(self, frames: list, top_k: int = TOP_K) -> list[dict]:
+    def classify_frames(self, frames: list, top_k: int = TOP_K, labels: str | list[str] | None = None) -> list[dict]:
         """Top actions of one clip given as frames (the live camera's buffer)."""
-        return self.postprocess(self.forward(self.preprocess(frames)), top_k)[0]
+        names, _ = self.resolve_labels(labels)
+        return self.postprocess(self.forward(self.preprocess(frames), names), names, top_k)[0]
 
-    def classify_clip(self, clip: Clip, top_k: int = TOP_K) -> WindowResult:
+    def classify_clip(self, clip: Clip, top_k: int = TOP_K, labels: str | list[str] | None = None) -> WindowResult:
         """Top actions of one sampled clip."""
-        top, probs = self.postprocess(self.forward(self.preprocess(clip.frames)), top_k)
+        return self._classify_clip(clip, self.resolve_labels(labels)[0], top_k)
+
+    def _classify_clip(self, clip: Clip, names: list[str], top_k: int) -> WindowResult:
+        top, probs = self.postprocess(self.forward(self.preprocess(clip.frames), names), names, top_k)
         return WindowResult(clip.start_s, clip.end_s, top, probs)
 
     def classify_video(
@@ -176,6 +266,7 @@ class VideoTask(GraphTask):
         top_k: int = TOP_K,
         progress: Progress = no_progress,
         cancelled: Callable[[], bool] = lambda: False,
+        labels: str | list[str] | None = None,
     ) -> VideoResult:
         """Classifies a video file window by window.
 
@@ -186,25 +277,30 @@ class VideoTask(GraphTask):
             top_k: Labels per window and overall.
             progress: Receives fractions and sentences.
             cancelled: Polled between frames; the windows done so far are returned with `cancelled=True`.
+            labels: The actions to look for, for X-CLIP (see `resolve_labels`).
 
         Raises:
             BadVideoError: The file cannot be read, or holds fewer than two frames.
+            BadLabelsError: X-CLIP without actions to look for.
         """
         window_s, stride_s = check_window(window_s, stride_s, self.clip_seconds)
+        names, label_notices = self.resolve_labels(labels)
         info = open_video(path)
         total = window_count(info.duration_s, window_s, stride_s)
         progress(0.0, f"Reading {Path(path).name}…")
         windows: list[WindowResult] = []
         model_times: list[float] = []
         started = time.perf_counter()
-        for clip in clips_of(info, self.frames_per_clip, window_s, stride_s, cancelled):
+        report = DecodeReport()
+        for clip in clips_of(info, self.frames_per_clip, window_s, stride_s, cancelled, report):
             t0 = time.perf_counter()
-            windows.append(self.classify_clip(clip, top_k))
+            windows.append(self._classify_clip(clip, names, top_k))
             model_times.append(time.perf_counter() - t0)
-            progress(
-                min(0.99, len(windows) / total),
-                f"Window {len(windows)} of about {total} ({clip.start_s:.1f}–{clip.end_s:.1f} s)",
-            )
+            span = f"{clock(clip.start_s)}–{clock(clip.end_s)}"
+            if info.duration_s:
+                progress(min(0.99, len(windows) / total), f"Window {len(windows)} of about {total} ({span})")
+            else:  # the container does not say how long it is (e.g. a browser recording): creep towards the end
+                progress(len(windows) / (len(windows) + 20), f"Window {len(windows)} ({span})")
         elapsed = time.perf_counter() - started
         stopped = cancelled()
         if not windows:
@@ -214,7 +310,7 @@ class VideoTask(GraphTask):
         mean = np.mean([w.probabilities for w in windows], axis=0)
         model_ms = float(np.median(model_times) * 1000)
         return VideoResult(
-            overall=self.top(mean, top_k),
+            overall=self.top(mean, names, top_k),
             windows=windows,
             window_s=window_s,
             stride_s=stride_s,
@@ -222,4 +318,6 @@ class VideoTask(GraphTask):
             model_ms=model_ms,
             decode_ms=(elapsed - sum(model_times)) * 1000,
             cancelled=stopped,
+            notices=label_notices + report.notices,
+            labels=names,
         )

@@ -10,8 +10,8 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.live import RollingClip
-from studio.media.video import VIDEO_SUFFIXES
+from studio.live import RollingClip, spread
+from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.task_cache import TaskCache
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
@@ -28,6 +28,7 @@ class VideoTab:
     def __init__(self, models_dir: Path) -> None:
         from studio.tasks.video import VideoTask
 
+        self.models_dir = models_dir
         self.tasks = TaskCache.of(VideoTask, models_dir)
         self.warn_once = WarnOnce()
         self.buffers: dict[str, RollingClip] = {}
@@ -39,8 +40,30 @@ class VideoTab:
 
     # Events -------------------------------------------------------------------------------------------------
 
+    def wants_labels(self, model) -> bool:
+        """Whether the picked model compares videos with typed actions (X-CLIP) rather than knowing its own."""
+        from studio.sources import resolve
+
+        try:
+            return resolve(model or None, TASK, self.models_dir).family == "xclip"
+        except StudioError:
+            return False
+
+    def labels_box(self, model):
+        """Shows the typed-actions box only for models that use it."""
+        return gr.update(visible=self.wants_labels(model))
+
     def classify_video(
-        self, video, window_s, stride_s, model, backend, device, request: gr.Request, progress=gr.Progress()
+        self,
+        video,
+        window_s,
+        stride_s,
+        model,
+        backend,
+        device,
+        labels="",
+        request: gr.Request = None,
+        progress=gr.Progress(),
     ):
         """Classifies an uploaded video window by window; Stop keeps the windows done so far."""
         session = session_of(request)
@@ -56,11 +79,14 @@ class VideoTab:
                 stride_s,
                 progress=ui_progress(progress),
                 cancelled=lambda: session in self.stop_requests,
+                labels=labels,
             )
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in task.graphs.notices:
             gr.Info(notice)
+        for notice in result.notices:
+            gr.Warning(notice)
         top = result.overall[0]
         said = f"Most likely action: {top['label']} ({top['score']:.0%})"
         if result.cancelled:
@@ -73,7 +99,10 @@ class VideoTab:
         return (
             {t["label"]: t["score"] for t in result.overall},
             live_region(said, "vid-announce"),
-            timeline_plot(result, task.labels) if len(result.windows) > 1 else None,
+            # A plot only when there is a timeline (more than one window); otherwise no empty box is shown.
+            gr.update(value=timeline_plot(result, result.labels), visible=True)
+            if len(result.windows) > 1
+            else gr.update(value=None, visible=False),
             timeline_text(result),
             timing,
             runtime_badge(task.runtime),
@@ -84,8 +113,12 @@ class VideoTab:
         with self._lock:
             self.stop_requests.add(session_of(request))
 
-    def classify_camera(self, frame, seconds, interval, model, backend, device, request: gr.Request = None):
-        """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them."""
+    def classify_camera(self, frame, seconds, interval, model, backend, device, labels="", request: gr.Request = None):
+        """Buffers camera frames; every `interval` seconds classifies the last `seconds` of them.
+
+        The model runs on a worker thread (`RollingClip.start`) so frames keep filling the buffer meanwhile; its
+        result is shown with the first frame that arrives after it finished.
+        """
         session = session_of(request)
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -96,30 +129,34 @@ class VideoTab:
                 if len(self.buffers) >= MAX_CAMERA_STREAMS:
                     self.buffers.pop(next(iter(self.buffers)))
                 buffer = self.buffers[session] = RollingClip(float(seconds))
-            buffer.seconds = float(seconds)
-            buffer.add(now, frame)
-            if not buffer.due(now, float(interval)):
-                if buffer.last_run is not None:  # keep showing the last result's timing between runs
-                    return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                held = f"Collecting camera frames: {buffer.span:.1f} s so far ({len(buffer.buffer)} frames)"
-                return gr.skip(), gr.skip(), held, gr.skip()
-            buffer.last_run = now
-        try:
-            task = self.task(model, backend, device)
-            frames = buffer.frames(task.frames_per_clip)
-            started = time.perf_counter()
-            top = task.classify_frames(frames)
-        except StudioError as exc:
+        buffer.seconds = float(seconds)
+        buffer.add(now, frame)
+        if buffer.due(now, float(interval)):
+
+            def work(timed):
+                task = self.task(model, backend, device)
+                return task, task.classify_frames(spread(timed, task.frames_per_clip), labels=labels)
+
+            buffer.start(now, work)
+        finished = buffer.take()
+        if finished is None:
+            if buffer.last_run is not None:  # keep showing the last result's timing between runs
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            held = f"Collecting camera frames: {buffer.span:.1f} s so far ({len(buffer.buffer)} frames)"
+            return gr.skip(), gr.skip(), held, gr.skip()
+        if isinstance(finished.error, StudioError):
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "vid-announce", warn), gr.skip(), gr.skip()
-        for notice in task.graphs.notices:
+            return gr.skip(), problem(str(finished.error), "vid-announce", warn), gr.skip(), gr.skip()
+        if finished.error is not None:
+            raise finished.error
+        task, top = finished.value
+        for notice in task.graphs.notices + task.resolve_labels(labels)[1]:
             self.warn_once(session, notice)
-        took = (time.perf_counter() - started) * 1000
         return (
             {t["label"]: t["score"] for t in top},
             live_region(f"Action: {top[0]['label']}", "vid-announce"),
-            f"Looked at the last {buffer.span:.1f} s of camera ({task.frames_per_clip} frames) in {took:.0f} ms; "
-            f"next look in {float(interval):g} s",
+            f"Looked at the last {finished.span_s:.1f} s of camera ({task.frames_per_clip} of its "
+            f"{finished.frames} frames) in {finished.took_ms:.0f} ms; looks every {float(interval):g} s",
             runtime_badge(task.runtime),
         )
 
@@ -130,9 +167,8 @@ class VideoTab:
         self.warn_once.clear(session)
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes)}:{secs:04.1f}"
+# Beyond this many windows (a long video), windows in a row with the same top action are listed as one line.
+MAX_LISTED_WINDOWS = 120
 
 
 def timeline_text(result) -> str:
@@ -141,13 +177,32 @@ def timeline_text(result) -> str:
     lines = [f"**Over the whole video:** {overall}"]
     if len(result.windows) > 1:
         lines.append("")
-        lines.append("**Window by window:**")
-        for w in result.windows:
-            top = w.top[0]
-            lines.append(f"- {_clock(w.start_s)}–{_clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+        if len(result.windows) <= MAX_LISTED_WINDOWS:
+            lines.append("**Window by window:**")
+            for w in result.windows:
+                top = w.top[0]
+                lines.append(f"- {clock(w.start_s)}–{clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+        else:
+            lines.append(
+                f"**Window by window** ({len(result.windows)} windows; those in a row with the same top action "
+                "are listed once):"
+            )
+            run: list = []
+            for w in [*result.windows, None]:
+                if run and (w is None or w.top[0]["label"] != run[0].top[0]["label"]):
+                    best = max(r.top[0]["score"] for r in run)
+                    count = f"{len(run)} windows, up to " if len(run) > 1 else ""
+                    span = f"{clock(run[0].start_s)}–{clock(run[-1].end_s)}"
+                    lines.append(f"- {span}: {run[0].top[0]['label']} ({count}{best:.0%})")
+                    run = []
+                if w is not None:
+                    run.append(w)
     if result.cancelled:
         lines.append("")
         lines.append("Stopped before the end of the video.")
+    for notice in result.notices:
+        lines.append("")
+        lines.append(notice)
     return "\n".join(lines)
 
 
@@ -160,12 +215,15 @@ def timeline_plot(result, labels: list[str]):
 
     centers = [(w.start_s + w.end_s) / 2 for w in result.windows]
     fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    minutes = centers[-1] > 180  # long videos read better in minutes
+    x = [c / 60 for c in centers] if minutes else centers
+    marker = "o" if len(centers) <= 60 else None
     for top in result.overall[:5]:
         index = labels.index(top["label"])
-        ax.plot(centers, [float(w.probabilities[index]) for w in result.windows], marker="o", label=top["label"])
-    ax.set_xlabel("Time in the video (s)")
+        ax.plot(x, [float(w.probabilities[index]) for w in result.windows], marker=marker, label=top["label"])
+    ax.set_xlabel(f"Time in the video ({'minutes' if minutes else 's'})")
     ax.set_ylabel("Probability")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)  # headroom: a line at 100% is not drawn on the frame's edge
     ax.set_title("Top actions over time")
     ax.legend(loc="upper right", fontsize="small")
     plt.close(fig)
@@ -180,10 +238,17 @@ def build(ctx) -> None:
     gr.Markdown(
         "### What is happening in a video\n"
         "Upload a video, or start the camera and act something out. The model looks at a few seconds at a time and "
-        "names the action (400 everyday actions from the Kinetics data set)."
+        "names the action (400 everyday actions from the Kinetics data set, or, with an X-CLIP model picked under "
+        "Model and runtime, the actions you type)."
     )
     with gr.Row():
         with gr.Column(scale=1):
+            labels = gr.Textbox(
+                label="Actions to look for, separated by commas (X-CLIP compares the video with what you type)",
+                placeholder="waving, clapping, drinking coffee, typing",
+                elem_id="vid-labels",
+                visible=tab.wants_labels(preselected),
+            )
             with gr.Tabs():
                 with gr.Tab("Video file", id="vid-file-tab"):
                     # A file input, not gr.Video: browsers cannot preview AVI, MKV or many MOV files, and the model
@@ -227,23 +292,26 @@ def build(ctx) -> None:
             scores = gr.Label(num_top_classes=5, label="Top 5 actions", elem_id="vid-scores")
             status = gr.Markdown("", elem_id="vid-timing", label="Timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="vid-runtime", elem_classes=["studio-badge"])
-    plot = gr.Plot(label="Top actions over time (the list below says the same in words)", elem_id="vid-plot")
+    plot = gr.Plot(
+        label="Top actions over time (the list below says the same in words)", elem_id="vid-plot", visible=False
+    )
     timeline = gr.Markdown("", elem_id="vid-timeline", label="Timeline")
 
     with gr.Accordion("Model and runtime", open=False):
         panel = build_model_panel(TASK, "vid", ctx.models_dir, preselected, tab.tasks, what="Video")
 
     runtime = [panel.model, panel.backend, panel.device]
+    panel.model.change(tab.labels_box, panel.model, labels, api_name="video_labels_box", show_progress="hidden")
     classify_btn.click(
         tab.classify_video,
-        [video, window, stride, *runtime],
+        [video, window, stride, *runtime, labels],
         [scores, announce, plot, timeline, status, badge],
         api_name="classify_video",
     )
     stop_btn.click(tab.stop, None, None, api_name="stop_video", concurrency_limit=None, queue=False)
     camera.stream(
         tab.classify_camera,
-        [camera, seconds, interval, *runtime],
+        [camera, seconds, interval, *runtime, labels],
         [scores, announce, status, badge],
         api_name="classify_camera",
         stream_every=0.1,
