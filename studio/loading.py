@@ -15,6 +15,7 @@ from pathlib import Path
 from studio.backends.base import GraphSet
 from studio.errors import CorruptExportError, ExportError, ModelUnavailableError
 from studio.export.manifest import graphs_of, read_manifest, variants_of, verify_graphs
+from studio.export.pipeline import check_variant
 from studio.families import get_family
 from studio.progress import Progress, no_progress, scaled
 from studio.sources import ModelSource, directory_fingerprint, fetch, missing_model_sentence
@@ -82,6 +83,28 @@ def model_state(source: ModelSource, models_dir: Path) -> ModelState:
     return ModelState(source, directory, tuple(variants_of(manifest)), _is_stale(source, manifest))
 
 
+def registry_states(models_dir: Path, task: str | None = None) -> list[dict]:
+    """Every registry row (of one task, or all) with its state on this machine, as `studio models` lists them."""
+    from studio.registry import REGISTRY
+    from studio.sources import resolve
+
+    rows = []
+    for spec in REGISTRY:
+        if task and spec.task != task:
+            continue
+        state = model_state(resolve(spec.hub_id, spec.task, models_dir), models_dir)
+        rows.append(
+            {
+                "task": spec.task,
+                "title": spec.title,
+                "licence": spec.licence,
+                "default": spec.default,
+                **state.as_dict(),
+            }
+        )
+    return rows
+
+
 def _is_stale(source: ModelSource, manifest: dict | None) -> bool:
     if not manifest or source.origin != "local-dir":
         return False
@@ -118,6 +141,7 @@ def load_graphs(
         raise ValueError(f"backend must be one of {BACKENDS}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
+    check_variant(source, variant)
     notices: list[str] = []
     if not getattr(get_family(source.family), "EXPORTABLE", True):
         if backend == "onnx":
@@ -160,11 +184,10 @@ def load_graphs(
 
 
 def _export_now(source: ModelSource, models_dir: Path, progress: Progress, notices: list[str]) -> dict:
-    from studio.export.exporter import export_model
+    from studio.export.pipeline import export_source
 
     started = time.perf_counter()
-    source = _fetched(source, models_dir, progress)
-    directory = export_model(source, models_dir, progress)
+    directory = export_source(source, models_dir, progress=progress)
     notices.append(
         f"Exported {source.display_name} to ONNX first ({time.perf_counter() - started:.0f} s), in {directory}."
     )
@@ -187,7 +210,7 @@ def _onnx_graphs(directory: Path, manifest: dict, device: str, variant: str, not
         for name, entry in graphs_of(manifest, variant).items()
     }
     runtime = next(iter(graphs.values())).runtime
-    return GraphSet(graphs, runtime, directory, dict(manifest.get("metadata", {})), notices)
+    return GraphSet(graphs, runtime, directory, dict(manifest.get("metadata", {})), notices, manifest["family"])
 
 
 def _torch_graphs(
@@ -209,7 +232,7 @@ def _torch_graphs(
         for spec in family.GRAPHS
     }
     runtime = next(iter(graphs.values())).runtime
-    return GraphSet(graphs, runtime, source.local_dir, family.metadata(model), notices)
+    return GraphSet(graphs, runtime, source.local_dir, family.metadata(model), notices, source.family)
 
 
 def missing_sentence(source: ModelSource, models_dir: Path) -> str:

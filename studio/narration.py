@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.scores import cosine_distance
+
 
 @dataclass
 class Narrator:
@@ -39,9 +41,12 @@ class Narrator:
         """Cosine distance from the last announced scene (2.0 before anything was announced)."""
         if self._announced_embedding is None:
             return 2.0
-        a, b = self._announced_embedding, embedding
-        cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-        return 1.0 - cos
+        return cosine_distance(self._announced_embedding, embedding)
+
+    def reference(self) -> np.ndarray | None:
+        """The scene to compare a new look with: the last announced one (None when nothing was announced yet or a
+        description was asked for, so anything counts as changed)."""
+        return None if self._forced else self._announced_embedding
 
     def changed(self, embedding: np.ndarray) -> bool:
         """Whether the scene differs enough from the last announced one to describe it (or a description was asked)."""

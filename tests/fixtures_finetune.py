@@ -86,8 +86,8 @@ def clip_task(tiny_clip_dir, tmp_path_factory):
 def trained_models_dir(tmp_path_factory, tiny_clip_dir, shapes_dir, clip_task) -> Path:
     """A models directory with one saved classifier, “Colours”, trained on `shapes_dir` with the tiny CLIP (linear
     probe, blend 0.8, ONNX graph exported). Read-only for tests: copy it to change it."""
-    from studio.finetune.store import ClassifierStore
-    from studio.finetune.training import save_run, train_classifier
+    from studio.classifiers.store import ClassifierStore
+    from studio.classifiers.training import save_run, train_classifier
 
     models_dir = tmp_path_factory.mktemp("ft-models") / "exported"
     models_dir.mkdir()

@@ -12,20 +12,17 @@ import json
 import numpy as np
 import pytest
 
-from studio.finetune.fusion import (
+from studio.fusion.heads import (
     ClipExample,
     CorruptFusionHeadError,
     FusionHeadError,
     collect_clips,
-    find_head,
     late_fusion,
-    list_heads,
-    load_head,
-    save_head,
-    stratified_split,
     train_and_compare,
     train_head,
 )
+from studio.fusion.store import find_head, list_heads, load_head, save_head
+from studio.heldout import stratified_split
 from studio.tasks.av_events import AvEvents, NothingToRecognizeError, restricted_distribution
 from tests.helpers import assert_plain_sentence
 
@@ -181,7 +178,8 @@ def test_head_prediction_equals_its_torch_module(kind):
     """numpy prediction with the saved weights equals the PyTorch module it was trained as."""
     import torch
 
-    from studio.finetune.fusion import _normalize, _torch_head
+    from studio.fusion.heads import _torch_head
+    from studio.scores import normalize as _normalize
 
     clips = separable_clips()
     head = train_head(kind, clips, ("a", "b", "c"), "sound-model", "image-model", epochs=50)
@@ -211,10 +209,12 @@ def test_head_prediction_equals_its_torch_module(kind):
 def test_stratified_split_keeps_every_class():
     labels = [0] * 5 + [1] * 3 + [2] * 2
     train, test = stratified_split(labels, 0.3, seed=1)
-    assert sorted(train + test) == list(range(10)) and not set(train) & set(test)
+    assert sorted([*train, *test]) == list(range(10)) and not set(train) & set(test)
     assert {labels[i] for i in test} == {0, 1, 2} and {labels[i] for i in train} == {0, 1, 2}
+    two_classes = separable_clips(n_per_class=2, classes=2)
+    clips = two_classes[:3]  # class 0 twice, class 1 once: nothing of class 1 to check on
     with pytest.raises(FusionHeadError) as caught:
-        stratified_split([0, 0, 1], 0.3)
+        train_and_compare(clips, ("a", "b"), "sound-model", "image-model")
     assert_plain_sentence(str(caught.value), "at least 2 clips")
 
 
@@ -251,11 +251,12 @@ def test_heads_save_load_and_refuse_damage(models_dir):
     assert_plain_sentence(str(caught.value), "damaged", "kitchen sounds")
 
 
-def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_dir):
+def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_dir, tiny_clap_dir, tiny_clip_dir):
     """Clips in one folder per class: both heads trained and saved, compared with late fusion, then used."""
     import shutil
 
-    from studio.tasks.av_events import teach_fusion_heads
+    from studio.services.base import LoadedModels
+    from studio.services.sound_scene import SoundSceneService
     from tests.tiny_whisper import ffmpeg
 
     folder = tmp_path / "clips"
@@ -279,9 +280,11 @@ def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_d
     (folder / "notes").mkdir()  # a folder without videos is not a class
     classes, clips = collect_clips(folder)
     assert classes == ("knocking", "talking") and len(clips) == 6
-    evaluation, saved = teach_fusion_heads(
-        tasks["clap"], tasks["clip"], folder, "my clips", models_dir, "tiny-clap", "tiny-clip"
+    service = SoundSceneService(LoadedModels(models_dir))
+    taught = service.teach(
+        folder, "my clips", sound_model=str(tiny_clap_dir), image_model=str(tiny_clip_dir), image_backend="torch"
     )
+    evaluation, saved = taught["evaluation"], taught["saved"]
     assert len(saved) == 2 and evaluation["held_out_clips"] == 2
     assert set(evaluation["accuracy"]) == {"early", "attention", "late", "audio_only", "picture_only"}
     head = find_head(models_dir, "early")

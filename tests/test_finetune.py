@@ -23,9 +23,10 @@ import pytest
 from PIL import Image
 
 from studio.errors import ClassifierError, CorruptClassifierError
-from studio.finetune.heads import stratified_split, train_linear_probe
-from studio.finetune.store import ClassifierStore
-from studio.finetune.training import classify, head_of, save_run, train_classifier
+from studio.classifiers.heads import train_linear_probe
+from studio.heldout import stratified_split
+from studio.classifiers.store import ClassifierStore
+from studio.classifiers.training import classify, head_of, save_run, train_classifier
 from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import REPO, assert_plain_sentence
 
@@ -143,7 +144,7 @@ def test_trained_head_beats_chance_on_held_out_examples(trained_models_dir, refe
 
 
 def test_embeddings_match_transformers_and_are_cached(tmp_path, tiny_clip_dir, shapes_dir, clip_task, reference_embeds):
-    from studio.finetune.training import EmbeddingCache, embed_examples, model_key
+    from studio.classifiers.training import EmbeddingCache, embed_examples, model_key
 
     store = ClassifierStore(tmp_path)
     store.create("c", list(SHAPE_CLASSES), str(tiny_clip_dir))
@@ -247,7 +248,7 @@ KILL_MID_SAVE = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from studio.finetune.store import ClassifierStore
+from studio.classifiers.store import ClassifierStore
 
 store = ClassifierStore(Path(sys.argv[1]))
 saved = store.load("Colours")
@@ -331,8 +332,8 @@ def test_zip_that_is_no_classifier_is_refused(tmp_path):
 
 
 def test_contrastive_fine_tuning_cancels_resumes_and_compares(trained_models_dir, tmp_path, tiny_clip_dir):
-    from studio.finetune.contrastive import CHECKPOINT, CHECKPOINT_DIR, ContrastiveSettings, fine_tune
-    from studio.finetune.training import TrainingCancelled
+    from studio.classifiers.contrastive import CHECKPOINT, CHECKPOINT_DIR, ContrastiveSettings, fine_tune
+    from studio.classifiers.training import TrainingCancelled
 
     models = copy_models(trained_models_dir, tmp_path)
     store = ClassifierStore(models)
@@ -364,8 +365,8 @@ def test_contrastive_fine_tuning_cancels_resumes_and_compares(trained_models_dir
 KILL_MID_FINE_TUNING = """
 import sys, time
 from pathlib import Path
-from studio.finetune.contrastive import ContrastiveSettings, fine_tune
-from studio.finetune.store import ClassifierStore
+from studio.classifiers.contrastive import ContrastiveSettings, fine_tune
+from studio.classifiers.store import ClassifierStore
 
 def progress(fraction, message):
     if message.startswith("Epoch 2"):  # epoch 1's checkpoint is written; now die mid-epoch
@@ -379,7 +380,7 @@ fine_tune(ClassifierStore(models), "Colours", models, ContrastiveSettings(epochs
 
 
 def test_a_process_killed_mid_fine_tuning_resumes_from_its_checkpoint(trained_models_dir, tmp_path):
-    from studio.finetune.contrastive import ContrastiveSettings, fine_tune
+    from studio.classifiers.contrastive import ContrastiveSettings, fine_tune
 
     models = copy_models(trained_models_dir, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -10,8 +10,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from studio.finetune.store import ClassifierStore
-from studio.finetune.training import head_of
+from studio.classifiers.store import ClassifierStore
+from studio.classifiers.training import head_of
 from tests.conftest import launched_app
 from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import assert_plain_sentence, outputs_and_toasts, text_of

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from studio.finetune.store import ClassifierStore
+from studio.classifiers.store import ClassifierStore
 from tests.camera_file import write_y4m
 from tests.conftest import launched_app
 from tests.fixtures_finetune import shape_picture

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.finetune.store import ClassifierStore
-from studio.finetune.training import head_of
+from studio.classifiers.store import ClassifierStore
+from studio.classifiers.training import head_of
 from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import assert_plain_sentence, error_sentence, stdout_json, studio
 

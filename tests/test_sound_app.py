@@ -205,10 +205,11 @@ def test_microphone_stream_hears_the_last_seconds(sound_app, sounds, tiny_ast_di
     array)): every second it shows the rolling window's scores, as the task scores those very samples."""
     import wave
 
+    from studio.services.base import LoadedModels
     from studio.tasks.sound_events import SoundEventsTask
     from studio.ui.sound_tab import SoundTab
 
-    tab = SoundTab(sound_app[1])
+    tab = SoundTab(LoadedModels(sound_app[1]))
     with wave.open(str(sounds["speech"])) as w:
         rate = w.getframerate()
         samples = np.frombuffer(w.readframes(w.getnframes()), "<i2")

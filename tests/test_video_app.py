@@ -112,24 +112,28 @@ def test_bad_video_gets_a_sentence_and_the_app_keeps_serving(case, client, tiny_
 
 
 def test_a_long_timeline_lists_runs_of_the_same_action():
-    import numpy as np
-
-    from studio.tasks.video import VideoResult, WindowResult
     from studio.ui.video_tab import MAX_LISTED_WINDOWS, timeline_text
 
     def window(i, label):
-        return WindowResult(i * 2.0, i * 2.0 + 2, [{"label": label, "score": 0.5 + i / 1000}], np.zeros(2))
+        return {"start_s": i * 2.0, "end_s": i * 2.0 + 2, "top": [{"label": label, "score": 0.5 + i / 1000}]}
+
+    def result_of(windows, notices=()):  # the video service's result, as far as the timeline reads it
+        return {
+            "overall": [{"label": "running", "score": 0.6}],
+            "windows": windows,
+            "cancelled": False,
+            "notices": list(notices),
+        }
 
     labels = ["running"] * 100 + ["jumping"] * 50 + ["running"] * 30
     windows = [window(i, label) for i, label in enumerate(labels)]
-    result = VideoResult([{"label": "running", "score": 0.6}], windows, 2.0, 2.0, 4, 1.0, 1.0)
-    text = timeline_text(result)
+    text = timeline_text(result_of(windows))
     assert len(windows) > MAX_LISTED_WINDOWS
     assert text.count("\n- ") == 3
     assert "- 0:00.0–3:20.0: running (100 windows, up to 60%)" in text
     assert "- 3:20.0–5:00.0: jumping (50 windows, up to 65%)" in text
     assert "- 5:00.0–6:00.0: running (30 windows, up to 68%)" in text
-    short = timeline_text(VideoResult(result.overall, windows[:3], 2.0, 2.0, 4, 1.0, 1.0, notices=["Part is damaged."]))
+    short = timeline_text(result_of(windows[:3], notices=["Part is damaged."]))
     assert short.count("\n- ") == 3 and short.endswith("Part is damaged.")
 
 

@@ -71,6 +71,7 @@ class GraphSet:
         files_dir: Where the tokenizer/processor files are.
         metadata: Family-specific values the graphs need around them (e.g. CLIP's logit scale).
         notices: Sentences for the user about how the model was loaded (fallbacks, exports made).
+        family: The model family (`studio.families`) whose graphs these are: it knows the text length and the like.
     """
 
     graphs: dict[str, Backend]
@@ -78,3 +79,4 @@ class GraphSet:
     files_dir: object
     metadata: dict = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    family: str = ""

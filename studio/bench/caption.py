@@ -33,8 +33,8 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import torch_device
     from studio.export.exporter import check_parity, export_graph
+    from studio.families.blip import BlipDecoderSteps
     from studio.generation import GenerationSettings, generate
-    from studio.tasks.caption import BlipDecoderSteps
 
     progress(0.02, "Building the full-size model with random weights…")
     bench = build_bench_model(TASK, model)

@@ -36,9 +36,10 @@ def run_bench(
     """
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import TorchBackend
+    from studio.classifiers.export import GRAPH, classifier_module
+    from studio.classifiers.heads import Head, prototypes, train_linear_probe
     from studio.export.exporter import check_parity, export_graph
-    from studio.finetune.export import GRAPH, _classifier_module
-    from studio.finetune.heads import Head, normalize, prototypes, train_linear_probe
+    from studio.scores import normalize
 
     progress(0.02, "Building the full-size model with random weights…")
     bench = build_bench_model("zero-shot", model)
@@ -109,7 +110,7 @@ def run_bench(
             0.5,
             "linear",
         )
-        module = _classifier_module(encoder, head)
+        module = classifier_module(encoder, head)
         export_graph(module, GRAPH, example, work / "classifier.onnx")
         report["parity_max_abs_diff"]["classifier"] = check_parity(module, GRAPH, example, work / "classifier.onnx")
         graph = OnnxBackend(work / "classifier.onnx", device=device)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from studio.atomic import write_json_atomic
+from studio.atomic import directory_replaced_on_success, write_json_atomic
 from studio.errors import ExportError
 from studio.export.manifest import FORMAT_VERSION, MANIFEST, hash_graph
 from studio.families import get_family
@@ -64,9 +62,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
     if not getattr(family, "EXPORTABLE", True):
         raise ExportError(f"{source.display_name} runs with PyTorch only for now; it has no ONNX export.")
     final = export_dir(models_dir, source)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.exporting-"))
-    try:
+    with directory_replaced_on_success(final, "exporting") as tmp:
         progress(0.02, f"Loading {source.display_name} in PyTorch…")
         model = family.load_model(source.local_dir)
         family.save_files(source.local_dir, tmp)
@@ -104,10 +100,6 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
             "metadata": family.metadata(model),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(1.0, f"Exported to {final}")
     log.info("exported %s to %s", source.display_name, final)
     return final
@@ -196,14 +188,3 @@ def _versions() -> dict:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    """Renames `new` to `final`, moving an older export aside first and deleting it only afterwards."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{dt.datetime.now().strftime('%Y%m%d%H%M%S%f')}")
-        final.rename(old)
-    new.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -74,6 +74,80 @@ def get_family(name: str):
     return importlib.import_module(_MODULES[name])
 
 
+def text_encoder_spec(towers: tuple[str, str], batch_axis: str = "batch") -> GraphSpec:
+    """The text encoder graph of a two-tower family: input_ids, attention_mask (N, L) -> text_embeds (N, D).
+
+    Args:
+        towers: The model's (text tower, projection) attribute names, e.g. ("text_model", "text_projection").
+        batch_axis: Name of the batch axis (X-CLIP calls it "labels": one row per typed action).
+    """
+    return GraphSpec(
+        name="text_encoder",
+        input_names=("input_ids", "attention_mask"),
+        output_names=("text_embeds",),
+        dynamic_axes={
+            "input_ids": {0: batch_axis, 1: "sequence"},
+            "attention_mask": {0: batch_axis, 1: "sequence"},
+            "text_embeds": {0: batch_axis},
+        },
+        build=lambda model: projected_encoder(model, *towers, ("input_ids", "attention_mask")),
+    )
+
+
+def projected_encoder(model, tower: str, projection: str, input_names: tuple[str, ...]):
+    """One tower of a two-tower model (CLIP, CLAP, X-CLIP): the tower's pooled output through its projection.
+
+    The result is the unnormalized projected embedding, as `get_image_features` / `get_text_features` /
+    `get_audio_features` return it; tasks normalize and scale it themselves, so one label set's text embeddings are
+    computed once and reused for every picture or sound.
+
+    Args:
+        model: The loaded Hugging Face model.
+        tower: Attribute name of the encoder, e.g. "vision_model".
+        projection: Attribute name of its projection, e.g. "visual_projection".
+        input_names: The encoder's keyword inputs, in the graph's input order.
+
+    Returns:
+        A module whose forward takes `input_names` positionally and returns (N, D) embeddings.
+    """
+    import torch
+
+    class ProjectedEncoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tower = getattr(model, tower)
+            self.projection = getattr(model, projection)
+
+        def encode(self, **inputs):
+            return self.projection(self.tower(**inputs).pooler_output)
+
+    # Explicit positional parameters (no *args): the ONNX exporter maps the graph's inputs onto forward's signature.
+    class OneInput(ProjectedEncoder):
+        def forward(self, values):
+            return self.encode(**{input_names[0]: values})
+
+    class TextInputs(ProjectedEncoder):
+        def forward(self, input_ids, attention_mask):
+            return self.encode(input_ids=input_ids, attention_mask=attention_mask)
+
+    if tuple(input_names) == ("input_ids", "attention_mask"):
+        return TextInputs()
+    if len(input_names) == 1:
+        return OneInput()
+    raise ValueError(f"no projected encoder takes the inputs {input_names}")
+
+
+def random_pretrained(config_class: str, model_class: str, architecture, seed: int = 0):
+    """A transformers model of a registry row's architecture with random weights (benchmarks: the compute cost does
+    not depend on the weights' values), in eval mode."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = getattr(transformers, config_class)(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
+    return getattr(transformers, model_class)(config).eval()
+
+
 def save_processor_files(model_dir, out_dir) -> None:
     """Copies what preprocessing and tokenization need (the model's processor and tokenizer files) into a folder."""
     from transformers import AutoProcessor

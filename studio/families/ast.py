@@ -1,7 +1,7 @@
 """AST (Audio Spectrogram Transformer): one graph from a window's log-mel features to a score for every AudioSet label.
 
 The graph also returns the pooled audio embedding (the mean of AST's [CLS] and distillation tokens, the input of its
-classifier), which the fusion heads (`studio.finetune.fusion`) learn from. Scores are sigmoids of the logits: AST was
+classifier), which the fusion heads (`studio.fusion`) learn from. Scores are sigmoids of the logits: AST was
 trained multi-label (binary cross-entropy over AudioSet's 527 labels), so a window can be "Speech" and "Music" at once.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained
+from studio.families import GraphSpec, load_pretrained, random_pretrained
 
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
 REQUIRED_FILES = (("preprocessor_config.json",),)
@@ -19,14 +19,8 @@ REQUIRED_FILES = (("preprocessor_config.json",),)
 PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our feature extraction"
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def _classifier(model):
-    torch = _torch()
+    import torch
 
     class AstAudioClassifier(torch.nn.Module):
         """input_values (N, frames, mel bins) -> logits (N, labels), audio_embeds (N, hidden)."""
@@ -64,12 +58,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0):
     """An ASTForAudioClassification of the given architecture with random weights (benchmarks)."""
-    torch = _torch()
-    from transformers import ASTConfig, ASTForAudioClassification
-
-    torch.manual_seed(seed)
-    config = ASTConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
-    return ASTForAudioClassification(config).eval()
+    return random_pretrained("ASTConfig", "ASTForAudioClassification", architecture, seed)
 
 
 def metadata(model) -> dict:

@@ -24,15 +24,10 @@ REQUIRED_FILES = (
 TEXT_MAX_LENGTH = 64  # prefixes are a few words; the decoder has 512 positions
 
 
-def _torch():
+def _image_encoder(model):
     import torch
 
-    return torch
-
-
-def _image_encoder(model):
-    torch = _torch()
-    core = _decoder_core(torch)
+    core = decoder_core(torch)
 
     class BlipImageEncoder(core):
         """pixel_values (N, 3, H, W) -> image_embeds (N, P, D) and the decoder's cross-attention keys/values.
@@ -53,7 +48,9 @@ def _image_encoder(model):
     return BlipImageEncoder(model)
 
 
-def _decoder_core(torch):
+def decoder_core(torch):
+    """The class of BLIP's text decoder layers with an explicit cache (shared by captioning and VQA graphs)."""
+
     class BlipDecoderCore(torch.nn.Module):
         """The BLIP text decoder's layers, with the cache as explicit tensors."""
 
@@ -86,9 +83,11 @@ def _decoder_core(torch):
     return BlipDecoderCore
 
 
-def _text_decoder(model):
-    torch = _torch()
-    core = _decoder_core(torch)
+def text_decoder(model):
+    """The text decoder graph's module: one step over new tokens with the self-attention cache passed in and out."""
+    import torch
+
+    core = decoder_core(torch)
 
     class BlipTextDecoder(core):
         """ids (B, T) after a cache of P positions -> next-token logits (B, V) and the caches P + T long.
@@ -144,7 +143,7 @@ def text_decoder_spec(cross_axis: str) -> GraphSpec:
             "self_k": {1: "batch", 3: "total"},
             "self_v": {1: "batch", 3: "total"},
         },
-        build=_text_decoder,
+        build=text_decoder,
     )
 
 
@@ -170,6 +169,38 @@ def empty_cache(meta: dict, batch: int) -> np.ndarray:
     return np.zeros((meta["layers"], batch, meta["heads"], 0, meta["head_dim"]), dtype=np.float32)
 
 
+class BlipDecoderSteps:
+    """`generation.DecoderSteps` over the text decoder graph, for one image's cross-attention cache."""
+
+    def __init__(self, decoder, cross_k: np.ndarray, cross_v: np.ndarray, meta: dict) -> None:
+        self.decoder = decoder
+        self.cross_k, self.cross_v = cross_k, cross_v
+        self.meta = meta
+
+    def _cross(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.cross_k.shape[1] != batch:  # beams share the image: repeat its cache once per beam
+            self.cross_k = np.repeat(self.cross_k[:, :1], batch, axis=1)
+            self.cross_v = np.repeat(self.cross_v[:, :1], batch, axis=1)
+        return self.cross_k, self.cross_v
+
+    def _run(self, input_ids, self_k, self_v):
+        cross_k, cross_v = self._cross(input_ids.shape[0])
+        feed = {"input_ids": input_ids, "past_self_k": self_k, "past_self_v": self_v}
+        out = self.decoder.run({**feed, "cross_k": cross_k, "cross_v": cross_v})
+        return out["logits"], (out["self_k"], out["self_v"])
+
+    def prefill(self, input_ids: np.ndarray):
+        empty = empty_cache(self.meta, input_ids.shape[0])
+        return self._run(input_ids, empty, empty)
+
+    def step(self, input_ids: np.ndarray, state):
+        return self._run(input_ids, *state)
+
+    def reorder(self, state, beam_index: np.ndarray):
+        self_k, self_v = state
+        return np.take(self_k, beam_index, axis=1), np.take(self_v, beam_index, axis=1)
+
+
 def load_model(model_dir: Path):
     """Loads BlipForConditionalGeneration from a model directory, in eval mode, float32."""
     return load_pretrained("BlipForConditionalGeneration", model_dir)
@@ -177,7 +208,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0, class_name: str = "BlipForConditionalGeneration"):
     """A BLIP model of the given architecture with random weights (benchmarks: cost does not depend on values)."""
-    torch = _torch()
+    import torch
     import transformers
 
     torch.manual_seed(seed)
@@ -216,7 +247,8 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
         photos: RGB PIL images.
         model: The loaded PyTorch model, used to compute the caches the decoder is checked on.
     """
-    torch = _torch()
+    import torch
+
     from studio.media.image import ImagePreprocessing
 
     meta = metadata(model)
@@ -226,7 +258,7 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
     with torch.inference_mode():
         _, cross_k, cross_v = _image_encoder(model)(torch.from_numpy(pixels))
         empty = torch.from_numpy(empty_cache(meta, 2))
-        _, self_k, self_v = _text_decoder(model)(ids[:, :3], empty, empty, cross_k, cross_v)
+        _, self_k, self_v = text_decoder(model)(ids[:, :3], empty, empty, cross_k, cross_v)
     return {
         "image_encoder": {"pixel_values": pixels},
         "text_decoder": {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.families import GraphSpec, load_pretrained, save_processor_files
-from studio.families.blip import _decoder_core, _text_decoder, _torch, empty_cache, text_decoder_spec
+from studio.families.blip import decoder_core, empty_cache, text_decoder, text_decoder_spec
 from studio.families.blip import metadata as _caption_metadata
 from studio.families.blip import random_model as _blip_random_model
 
@@ -25,7 +25,7 @@ QUESTION_MAX_LENGTH = 64  # BLIP was fine-tuned on VQAv2 questions, which are sh
 
 
 def _image_encoder(model):
-    torch = _torch()
+    import torch
 
     class BlipVqaImageEncoder(torch.nn.Module):
         """pixel_values (N, 3, H, W) -> image_embeds (N, patches + 1, D)."""
@@ -41,8 +41,9 @@ def _image_encoder(model):
 
 
 def _question_encoder(model):
-    torch = _torch()
-    core = _decoder_core(torch)
+    import torch
+
+    core = decoder_core(torch)
 
     class BlipQuestionEncoder(core):
         """question ids + mask + image_embeds -> question_embeds and the decoder's cross-attention cache over them."""
@@ -125,7 +126,7 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
         photos: RGB PIL images.
         model: The loaded PyTorch model, used to compute the encoders' outputs the later graphs are checked on.
     """
-    torch = _torch()
+    import torch
     from transformers import AutoTokenizer
 
     from studio.media.image import ImagePreprocessing
@@ -141,7 +142,7 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
             torch.from_numpy(question["input_ids"]), torch.from_numpy(question["attention_mask"]), image_embeds
         )
         empty = torch.from_numpy(empty_cache(meta, 2))
-        _, self_k, self_v = _text_decoder(model)(ids[:, :2], empty, empty, cross_k, cross_v)
+        _, self_k, self_v = text_decoder(model)(ids[:, :2], empty, empty, cross_k, cross_v)
     return {
         "image_encoder": {"pixel_values": pixels},
         "question_encoder": {**question, "image_embeds": image_embeds.numpy()},

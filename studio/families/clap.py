@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import ModelUnavailableError
-from studio.families import GraphSpec, load_pretrained, save_processor_files
+from studio.families import (
+    GraphSpec,
+    load_pretrained,
+    projected_encoder,
+    random_pretrained,
+    save_processor_files,
+    text_encoder_spec,
+)
 
 # laion-clap tokenizes at most 77 tokens, as CLIP does; labels are far shorter.
 TEXT_MAX_LENGTH = 77
@@ -24,69 +31,17 @@ REQUIRED_FILES = (
 PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our features; fixed label texts"
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-def _audio_encoder(model):
-    torch = _torch()
-
-    class ClapAudioEncoder(torch.nn.Module):
-        """input_features (N, 1, frames, mel bins) -> audio_embeds (N, D)."""
-
-        def __init__(self, clap):
-            super().__init__()
-            self.audio_model = clap.audio_model
-            self.audio_projection = clap.audio_projection
-
-        def forward(self, input_features):
-            pooled = self.audio_model(input_features=input_features).pooler_output
-            return self.audio_projection(pooled)
-
-    return ClapAudioEncoder(model)
-
-
-def _text_encoder(model):
-    torch = _torch()
-
-    class ClapTextEncoder(torch.nn.Module):
-        """input_ids, attention_mask (N, L) -> text_embeds (N, D)."""
-
-        def __init__(self, clap):
-            super().__init__()
-            self.text_model = clap.text_model
-            self.text_projection = clap.text_projection
-
-        def forward(self, input_ids, attention_mask):
-            pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-            return self.text_projection(pooled)
-
-    return ClapTextEncoder(model)
-
-
 GRAPHS = (
     GraphSpec(
         name="audio_encoder",
         input_names=("input_features",),
         output_names=("audio_embeds",),
         dynamic_axes={"input_features": {0: "batch"}, "audio_embeds": {0: "batch"}},
-        build=_audio_encoder,
+        build=lambda model: projected_encoder(model, "audio_model", "audio_projection", ("input_features",)),
         quantizable=True,
         tolerance={"atol": 2e-4, "rtol": 1e-3},
     ),
-    GraphSpec(
-        name="text_encoder",
-        input_names=("input_ids", "attention_mask"),
-        output_names=("text_embeds",),
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "text_embeds": {0: "batch"},
-        },
-        build=_text_encoder,
-    ),
+    text_encoder_spec(("text_model", "text_projection")),
 )
 
 
@@ -111,12 +66,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0):
     """A ClapModel of the given architecture with random weights (benchmarks)."""
-    torch = _torch()
-    from transformers import ClapConfig, ClapModel
-
-    torch.manual_seed(seed)
-    config = ClapConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
-    return ClapModel(config).eval()
+    return random_pretrained("ClapConfig", "ClapModel", architecture, seed)
 
 
 def metadata(model) -> dict:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained, save_processor_files
+from studio.families import (
+    GraphSpec,
+    load_pretrained,
+    projected_encoder,
+    random_pretrained,
+    save_processor_files,
+    text_encoder_spec,
+)
 
 TEXT_MAX_LENGTH = 77
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
@@ -20,68 +27,16 @@ REQUIRED_FILES = (
 )
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-def _image_encoder(model):
-    torch = _torch()
-
-    class ClipImageEncoder(torch.nn.Module):
-        """pixel_values (N, 3, H, W) -> image_embeds (N, D)."""
-
-        def __init__(self, clip):
-            super().__init__()
-            self.vision_model = clip.vision_model
-            self.visual_projection = clip.visual_projection
-
-        def forward(self, pixel_values):
-            pooled = self.vision_model(pixel_values=pixel_values).pooler_output
-            return self.visual_projection(pooled)
-
-    return ClipImageEncoder(model)
-
-
-def _text_encoder(model):
-    torch = _torch()
-
-    class ClipTextEncoder(torch.nn.Module):
-        """input_ids, attention_mask (N, L) -> text_embeds (N, D)."""
-
-        def __init__(self, clip):
-            super().__init__()
-            self.text_model = clip.text_model
-            self.text_projection = clip.text_projection
-
-        def forward(self, input_ids, attention_mask):
-            pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-            return self.text_projection(pooled)
-
-    return ClipTextEncoder(model)
-
-
 GRAPHS = (
     GraphSpec(
         name="image_encoder",
         input_names=("pixel_values",),
         output_names=("image_embeds",),
         dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
-        build=_image_encoder,
+        build=lambda model: projected_encoder(model, "vision_model", "visual_projection", ("pixel_values",)),
         quantizable=True,
     ),
-    GraphSpec(
-        name="text_encoder",
-        input_names=("input_ids", "attention_mask"),
-        output_names=("text_embeds",),
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "sequence"},
-            "attention_mask": {0: "batch", 1: "sequence"},
-            "text_embeds": {0: "batch"},
-        },
-        build=_text_encoder,
-    ),
+    text_encoder_spec(("text_model", "text_projection")),
 )
 
 
@@ -92,12 +47,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0):
     """A CLIPModel of the given architecture with random weights (benchmarks: cost does not depend on values)."""
-    torch = _torch()
-    from transformers import CLIPConfig, CLIPModel
-
-    torch.manual_seed(seed)
-    config = CLIPConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
-    return CLIPModel(config).eval()
+    return random_pretrained("CLIPConfig", "CLIPModel", architecture, seed)
 
 
 def metadata(model) -> dict:

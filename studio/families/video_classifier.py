@@ -27,14 +27,8 @@ _CLASS_BY_MODEL_TYPE = {
 _FRAME_SPACING_AT_30FPS = {"videomae": 4, "timesformer": 32}
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def _classifier(model):
-    torch = _torch()
+    import torch
 
     class VideoClassifier(torch.nn.Module):
         """pixel_values (N, T, 3, H, W) -> logits (N, classes)."""
@@ -72,7 +66,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0):
     """A video classifier of the given architecture with random weights (benchmarks)."""
-    torch = _torch()
+    import torch
     import transformers
 
     torch.manual_seed(seed)

@@ -37,14 +37,9 @@ TOP_K = 5  # what the visual-question-answering pipeline returned by default
 MAX_TEXT_LENGTH = 40  # ViLT's text position embeddings (config.max_position_embeddings)
 
 
-def _torch():
+def _vqa_classifier(model):
     import torch
 
-    return torch
-
-
-def _vqa_classifier(model):
-    torch = _torch()
     if getattr(model.config, "max_image_length", -1) > 0:
         # Only pretraining configs sample patches (VQA checkpoints keep -1); ours always sees all of them.
         log.warning(
@@ -137,7 +132,7 @@ def random_model(architecture: dict, seed: int = 0):
 
     The architecture gives `num_labels`; the config generates placeholder answers ("LABEL_0", ...) for it.
     """
-    torch = _torch()
+    import torch
     from transformers import ViltConfig, ViltForQuestionAnswering
 
     torch.manual_seed(seed)
@@ -240,9 +235,10 @@ class ViltInputs:
 
 def answer_scores(logits: np.ndarray) -> np.ndarray:
     """Per-answer probabilities from logits: independent sigmoids (ViLT's VQA head was trained with BCE)."""
-    logits = np.asarray(logits, dtype=np.float64)
+    from studio.scores import sigmoid
+
     with np.errstate(over="ignore"):  # exp overflows to inf for logits below about -709: the score is then 0
-        return 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid(logits)
 
 
 def top_answers(logits: np.ndarray, id2label: list[str], k: int = TOP_K) -> list[dict]:
@@ -258,9 +254,10 @@ def top_answers(logits: np.ndarray, id2label: list[str], k: int = TOP_K) -> list
     """
     scores = answer_scores(np.asarray(logits).reshape(-1))
     k = min(k, scores.shape[0])
+    from studio.scores import top_indices
+
     # Stable sort: equal scores (saturated sigmoids) keep label order, so the ranking is deterministic.
-    best = np.argsort(-scores, kind="stable")[:k]
-    return [{"answer": id2label[i], "score": float(scores[i])} for i in best]
+    return [{"answer": id2label[i], "score": float(scores[i])} for i in top_indices(scores, k)]
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:

@@ -35,12 +35,6 @@ ENGLISH_ONLY_TOKENS = {
 }
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def english_generation_kwargs(generation_config) -> dict:
     """What `generate()` needs beside the features for an English transcript without timestamps.
 
@@ -55,7 +49,7 @@ def english_generation_kwargs(generation_config) -> dict:
 
 
 def _transcriber(model):
-    torch = _torch()
+    import torch
 
     class WhisperTranscriber(torch.nn.Module):
         """input_features (N, 80, 3000) log-mel -> token_ids (N, T), padded with <|endoftext|>.
@@ -104,7 +98,7 @@ def random_model(architecture: dict, seed: int = 0):
             tokens is assumed for the special token ids.
         seed: Weight seed.
     """
-    torch = _torch()
+    import torch
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
     torch.manual_seed(seed)

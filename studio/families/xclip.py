@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained
+from studio.families import GraphSpec, load_pretrained, random_pretrained, text_encoder_spec
 
 TEXT_MAX_LENGTH = 77
 REQUIRED_FILES = (("preprocessor_config.json",), ("tokenizer.json", "vocab.json"))
@@ -28,14 +28,8 @@ REQUIRED_FILES = (("preprocessor_config.json",), ("tokenizer.json", "vocab.json"
 _FRAME_SPACING_AT_30FPS = 30
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def _video_encoder(model):
-    torch = _torch()
+    import torch
 
     class XClipVideoEncoder(torch.nn.Module):
         """pixel_values (N, T, 3, H, W) -> video_embeds (N, D), img_features (N, P, D)."""
@@ -61,26 +55,8 @@ def _video_encoder(model):
     return XClipVideoEncoder(model)
 
 
-def _text_encoder(model):
-    torch = _torch()
-
-    class XClipTextEncoder(torch.nn.Module):
-        """input_ids, attention_mask (K, L) -> text_embeds (K, D)."""
-
-        def __init__(self, xclip):
-            super().__init__()
-            self.text_model = xclip.text_model
-            self.text_projection = xclip.text_projection
-
-        def forward(self, input_ids, attention_mask):
-            pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-            return self.text_projection(pooled)
-
-    return XClipTextEncoder(model)
-
-
 def _scorer(model):
-    torch = _torch()
+    import torch
 
     class XClipScorer(torch.nn.Module):
         """video_embeds (N, D), img_features (N, P, D), text_embeds (K, D) -> logits (N, K)."""
@@ -109,17 +85,7 @@ GRAPHS = (
         build=_video_encoder,
         tolerance={"atol": 2e-4, "rtol": 1e-3},
     ),
-    GraphSpec(
-        name="text_encoder",
-        input_names=("input_ids", "attention_mask"),
-        output_names=("text_embeds",),
-        dynamic_axes={
-            "input_ids": {0: "labels", 1: "sequence"},
-            "attention_mask": {0: "labels", 1: "sequence"},
-            "text_embeds": {0: "labels"},
-        },
-        build=_text_encoder,
-    ),
+    text_encoder_spec(("text_model", "text_projection"), batch_axis="labels"),
     GraphSpec(
         name="scorer",
         input_names=("video_embeds", "img_features", "text_embeds"),
@@ -143,11 +109,7 @@ def load_model(model_dir: Path):
 
 def random_model(architecture: dict, seed: int = 0):
     """An XCLIPModel of the given architecture with random weights (benchmarks)."""
-    torch = _torch()
-    from transformers import XCLIPConfig, XCLIPModel
-
-    torch.manual_seed(seed)
-    return XCLIPModel(XCLIPConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})).eval()
+    return random_pretrained("XCLIPConfig", "XCLIPModel", architecture, seed)
 
 
 def metadata(model) -> dict:
@@ -184,7 +146,8 @@ def preprocessing(files_dir: Path):
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:
     """Two clips of the real photos, fixed action prompts, and the scorer's inputs computed from them by PyTorch."""
-    torch = _torch()
+    import torch
+
     from studio.families.video_classifier import clip_pixels
     from studio.media.text import TextTokenizer
 
@@ -197,7 +160,8 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
     )
     with torch.inference_mode():
         video_embeds, img_features = _video_encoder(model)(torch.from_numpy(pixels))
-        text_embeds = _text_encoder(model)(*(torch.from_numpy(tokens[k]) for k in ("input_ids", "attention_mask")))
+        text_encoder = GRAPHS[1].build(model)
+        text_embeds = text_encoder(*(torch.from_numpy(tokens[k]) for k in ("input_ids", "attention_mask")))
     return {
         "video_encoder": {"pixel_values": pixels},
         "text_encoder": tokens,

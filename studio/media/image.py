@@ -22,6 +22,8 @@ from studio.errors import BadImageError, ModelUnavailableError
 MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL raises DecompressionBombError above 2x this, which we turn into words.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# The picture files Studio takes from folders (training examples, galleries): what PIL decodes everywhere.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def load_image(image, channel_order: str = "RGB") -> Image.Image:

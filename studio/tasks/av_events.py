@@ -15,7 +15,7 @@ probabilities averaged). Both sides are then brought to one distribution over th
 Fusion:
 - **late**: `w * audio + (1 - w) * picture` per label, with the user's audio weight `w`; each modality's contribution
   to a label is its term of that sum.
-- **early** / **attention**: a trained fusion head (`studio.finetune.fusion`) over the two embeddings, predicting its
+- **early** / **attention**: a trained fusion head (`studio.fusion.heads`) over the two embeddings, predicting its
   own classes. Without a trained head these modes are refused with a sentence (the tab offers late fusion instead);
   nothing untrained is ever shown as a prediction.
 
@@ -33,6 +33,7 @@ import numpy as np
 from studio.errors import BadLabelsError, StudioError
 from studio.media.audio import NoSoundTrackError
 from studio.progress import Progress, no_progress, scaled
+from studio.scores import normalize, ranked, top_indices
 from studio.tasks.sound_events import SoundEventsResult, SoundEventsTask
 from studio.tasks.zero_shot import DEFAULT_TEMPLATE, ZeroShotTask, parse_labels
 
@@ -98,7 +99,7 @@ class AvEventsResult:
 
     def ranking(self, k: int | None = None) -> list[dict]:
         """Labels by fused probability: [{"label", "score", "audio", "picture"}] (audio + picture = score)."""
-        order = np.argsort(-self.fused, kind="stable")[: k or len(self.labels)]
+        order = top_indices(self.fused, k or None)
         return [
             {
                 "label": self.labels[i],
@@ -112,10 +113,7 @@ class AvEventsResult:
     def modality_scores(self, which: str) -> list[dict] | None:
         """One side's own distribution over the labels in play, best first (None when that side is missing)."""
         probs = self.audio_probs if which == "audio" else (self.picture.probs if self.picture else None)
-        if probs is None:
-            return None
-        order = np.argsort(-probs, kind="stable")
-        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+        return None if probs is None else ranked(probs, self.labels)
 
     def as_dict(self, top_k: int = 10) -> dict:
         """Plain data for JSON: per-modality and fused scores, and per-window events."""
@@ -179,8 +177,7 @@ def score_picture(task: ZeroShotTask, images: list, labels: tuple[str, ...], cha
     label_set = task.encode_labels(list(labels), (DEFAULT_TEMPLATE,))
     embeds = task.forward(task.preprocess(images, channel_order))
     probs = task.probabilities(embeds, label_set).mean(axis=0)
-    mean = embeds.mean(axis=0)
-    embedding = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    embedding = normalize(embeds.mean(axis=0)).astype(np.float32)
     return PictureScores(tuple(labels), probs, embedding, len(images), (time.perf_counter() - started) * 1000)
 
 
@@ -228,7 +225,7 @@ class AvEvents:
         Raises:
             StudioError: Nothing to recognize, bad input (a sentence says what), or early/attention without a head.
         """
-        from studio.finetune.fusion import FusionHeadError, late_fusion
+        from studio.fusion.heads import FusionHeadError, late_fusion
 
         started = time.perf_counter()
         if fusion not in FUSIONS:
@@ -355,7 +352,7 @@ class AvEvents:
         Raises:
             BadAudioError: The clip has no usable sound (fusion heads need both sides).
         """
-        from studio.finetune.fusion import ClipExample
+        from studio.fusion.heads import ClipExample
         from studio.media.video import spread_frames
 
         sound = self.sound_task(video, list(classes) if self.sound_task.takes_typed_labels else None, progress=progress)
@@ -365,51 +362,3 @@ class AvEvents:
             audio_probs = restricted_distribution(sound.mean_scores(), sound.labels, classes)
         picture = score_picture(self.picture_task, spread_frames(video, VIDEO_FRAMES), classes)
         return ClipExample(sound.embedding(), picture.embedding, audio_probs, picture.probs, label)
-
-
-def teach_fusion_heads(
-    sound: SoundEventsTask,
-    picture: ZeroShotTask,
-    folder,
-    name: str,
-    models_dir,
-    sound_model_name: str,
-    picture_model_name: str,
-    audio_weight: float = DEFAULT_AUDIO_WEIGHT,
-    progress: Progress = no_progress,
-) -> tuple[dict, list]:
-    """Trains and saves both fusion heads on a folder of labelled clips (one sub-folder of videos per class).
-
-    Each clip is heard and looked at by the loaded models; both heads are trained on a stratified part of the clips
-    and compared with late fusion on the rest (`studio.finetune.fusion.train_and_compare`), then saved.
-
-    Returns:
-        The held-out comparison and the saved heads' folders.
-
-    Raises:
-        StudioError: The folder, a clip or the name is unusable (the sentence says which).
-    """
-    from studio.finetune.fusion import FusionHeadError, clean_head_name, collect_clips, save_head, train_and_compare
-    from studio.media.audio import BadAudioError
-
-    name = clean_head_name(name)
-    classes, clips = collect_clips(folder)
-    av = AvEvents(sound, picture)
-    examples = []
-    for i, (path, label) in enumerate(clips):
-        progress(0.8 * i / len(clips), f"Hearing and looking at clip {i + 1} of {len(clips)} ({path.name})…")
-        try:
-            examples.append(av.clip_example(path, classes, label))
-        except BadAudioError as exc:
-            raise FusionHeadError(f"The clip {path.name} cannot be used: {exc}") from exc
-    heads, evaluation = train_and_compare(
-        examples,
-        classes,
-        sound_model_name,
-        picture_model_name,
-        audio_weight=audio_weight,
-        progress=scaled(progress, 0.8, 0.98),
-    )
-    saved = [save_head(head, models_dir, name) for head in heads.values()]
-    progress(1.0, "Saved the fusion heads.")
-    return evaluation, saved

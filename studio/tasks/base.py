@@ -16,6 +16,19 @@ class GraphTask:
     def __init__(self, graphs: GraphSet) -> None:
         self.graphs = graphs
 
+    @property
+    def family(self):
+        """The family module of the model (`studio.families`): what it knows about its graphs' inputs."""
+        from studio.families import get_family
+
+        return get_family(self.graphs.family)
+
+    def text_tokenizer(self):
+        """The model's tokenizer for label texts, padding and truncating to the family's text length."""
+        from studio.media.text import TextTokenizer
+
+        return TextTokenizer(Path(self.graphs.files_dir), self.family.TEXT_MAX_LENGTH)
+
     @classmethod
     def load(
         cls,

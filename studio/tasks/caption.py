@@ -15,6 +15,7 @@ import numpy as np
 
 from studio.backends.base import GraphSet
 from studio.errors import StudioError
+from studio.families.blip import BlipDecoderSteps
 from studio.generation import GenerationResult, GenerationSettings, generate
 from studio.media.image import ImagePreprocessing, load_image
 from studio.tasks.base import GraphTask
@@ -60,6 +61,36 @@ def decoding_settings(
     )
 
 
+def settings_for(
+    verbosity: str = "short",
+    beams: int | None = None,
+    max_new_tokens: int | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+) -> GenerationSettings:
+    """Decoding settings: a verbosity preset, with any of its values the user set replaced.
+
+    Args:
+        verbosity: "short" or "detailed" (`VERBOSITY`).
+        beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size: The user's values (None: the preset's).
+
+    Raises:
+        StudioError: An unknown verbosity.
+    """
+    if verbosity not in VERBOSITY:
+        raise StudioError(f"There is no “{verbosity}” length; choose one of: {', '.join(VERBOSITY)}.")
+    preset = VERBOSITY[verbosity]
+    settings = decoding_settings(
+        beams if beams is not None else preset.num_beams,
+        max_new_tokens if max_new_tokens is not None else preset.max_new_tokens,
+        repetition_penalty if repetition_penalty is not None else preset.repetition_penalty,
+        no_repeat_ngram_size if no_repeat_ngram_size is not None else preset.no_repeat_ngram_size,
+    )
+    if beams is None and max_new_tokens is None:  # the preset's own lower bound on length
+        settings = replace(settings, min_new_tokens=preset.min_new_tokens)
+    return settings
+
+
 @dataclass
 class CaptionResult:
     """One caption.
@@ -97,40 +128,6 @@ class CaptionResult:
             "decode_ms": round(self.decode_ms, 2),
             "tokens": len(self.token_ids),
         }
-
-
-class BlipDecoderSteps:
-    """`generation.DecoderSteps` over the text decoder graph, for one image's cross-attention cache."""
-
-    def __init__(self, decoder, cross_k: np.ndarray, cross_v: np.ndarray, meta: dict) -> None:
-        self.decoder = decoder
-        self.cross_k, self.cross_v = cross_k, cross_v
-        self.meta = meta
-
-    def _cross(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.cross_k.shape[1] != batch:  # beams share the image: repeat its cache once per beam
-            self.cross_k = np.repeat(self.cross_k[:, :1], batch, axis=1)
-            self.cross_v = np.repeat(self.cross_v[:, :1], batch, axis=1)
-        return self.cross_k, self.cross_v
-
-    def _run(self, input_ids, self_k, self_v):
-        cross_k, cross_v = self._cross(input_ids.shape[0])
-        feed = {"input_ids": input_ids, "past_self_k": self_k, "past_self_v": self_v}
-        out = self.decoder.run({**feed, "cross_k": cross_k, "cross_v": cross_v})
-        return out["logits"], (out["self_k"], out["self_v"])
-
-    def prefill(self, input_ids: np.ndarray):
-        from studio.families.blip import empty_cache
-
-        empty = empty_cache(self.meta, input_ids.shape[0])
-        return self._run(input_ids, empty, empty)
-
-    def step(self, input_ids: np.ndarray, state):
-        return self._run(input_ids, *state)
-
-    def reorder(self, state, beam_index: np.ndarray):
-        self_k, self_v = state
-        return np.take(self_k, beam_index, axis=1), np.take(self_v, beam_index, axis=1)
 
 
 class CaptionTask(GraphTask):

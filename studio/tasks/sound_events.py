@@ -25,6 +25,7 @@ from studio.backends.base import GraphSet
 from studio.errors import BadLabelsError
 from studio.media.audio import AudioWindow, SilentRecordingError, is_silent, sound_windows
 from studio.progress import Progress, no_progress
+from studio.scores import normalize, ranked, sigmoid, softmax, top_indices
 from studio.tasks.base import GraphTask
 
 TASK = "av-events"
@@ -57,10 +58,7 @@ class WindowEvents:
 
     def top(self, labels: tuple[str, ...], k: int = TOP_PER_WINDOW) -> list[dict]:
         """The k best labels as [{"label", "score"}] (empty when silent)."""
-        if self.scores is None:
-            return []
-        order = np.argsort(-self.scores, kind="stable")[:k]
-        return [{"label": labels[i], "score": float(self.scores[i])} for i in order]
+        return [] if self.scores is None else ranked(self.scores, labels, k)
 
 
 @dataclass
@@ -112,7 +110,7 @@ class SoundEventsResult:
         mean = self.mean_scores()
         heard = self.heard
         out = []
-        for i in np.argsort(-mean, kind="stable")[:k]:
+        for i in top_indices(mean, k):
             label = self.labels[i]
             tops = [w for w in heard if any(t["label"] == label for t in w.top(self.labels))]
             out.append(
@@ -167,11 +165,8 @@ class SoundEventsTask(GraphTask):
             self.features = AstFeatures.from_dir(files)
             self.model_labels: tuple[str, ...] = tuple(graphs.metadata["labels"])
         else:
-            from studio.families.clap import TEXT_MAX_LENGTH
-            from studio.media.text import TextTokenizer
-
             self.features = ClapFeatures.from_dir(files)
-            self.tokenizer = TextTokenizer(files, TEXT_MAX_LENGTH)
+            self.tokenizer = self.text_tokenizer()
             self.logit_scale = float(graphs.metadata["logit_scale"])
             self.model_labels = ()
         self._cache: OrderedDict[tuple, SoundLabelSet] = OrderedDict()
@@ -204,7 +199,7 @@ class SoundEventsTask(GraphTask):
             return self._cache[key]
         prompts = [CLAP_TEMPLATE.format(label) for label in labels]
         embeds = self.graphs.graphs["text_encoder"].run(self.tokenizer(prompts))["text_embeds"]
-        label_set = SoundLabelSet(key, _normalize(embeds.astype(np.float32)))
+        label_set = SoundLabelSet(key, normalize(embeds.astype(np.float32)))
         self._cache[key] = label_set
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -241,16 +236,13 @@ class SoundEventsTask(GraphTask):
             out = self.graphs.graphs["audio_classifier"].run({"input_values": features})
             return out["logits"], out["audio_embeds"]
         out = self.graphs.graphs["audio_encoder"].run({"input_features": features})
-        return None, _normalize(out["audio_embeds"].astype(np.float32))
+        return None, normalize(out["audio_embeds"].astype(np.float32))
 
     def postprocess(self, logits: np.ndarray | None, embeds: np.ndarray, label_set: SoundLabelSet | None) -> np.ndarray:
         """Scores per window: AST sigmoids, or CLAP's softmax over the label set."""
         if logits is not None:
-            return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        z = self.logit_scale * embeds.astype(np.float64) @ label_set.embeddings.astype(np.float64).T
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+            return sigmoid(logits)
+        return softmax(self.logit_scale * embeds.astype(np.float64) @ label_set.embeddings.astype(np.float64).T)
 
     def score_windows(self, windows: list[AudioWindow], label_set: SoundLabelSet | None) -> list[WindowEvents]:
         """Scores windows, skipping silent ones."""
@@ -378,10 +370,6 @@ class RollingListener:
                 start = (self._heard - len(self._buffer)) / self.task.rate
                 out.append(self.task.listen_window(self._buffer, self.label_set, start))
         return out
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def listen(chunks, listener: RollingListener, seconds: float | None = None):

@@ -21,6 +21,7 @@ from studio.backends.base import GraphSet
 from studio.errors import BadLabelsError, StudioError
 from studio.media.video import BadVideoError, Clip, DecodeReport, clips_of, clock, open_video, window_count
 from studio.progress import Progress, no_progress
+from studio.scores import ranked, softmax
 from studio.tasks.base import GraphTask
 from studio.tasks.zero_shot import parse_labels
 
@@ -96,12 +97,6 @@ class VideoResult:
             "cancelled": self.cancelled,
             "notices": self.notices,
         }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def check_window(window_s: float | None, stride_s: float | None, default_window: float) -> tuple[float, float]:
@@ -180,10 +175,7 @@ class VideoTask(GraphTask):
         self.prep = preprocessing(Path(graphs.files_dir))
         self._text_cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
         if self.zero_shot:
-            from studio.families.xclip import TEXT_MAX_LENGTH
-            from studio.media.text import TextTokenizer
-
-            self.tokenizer = TextTokenizer(Path(graphs.files_dir), TEXT_MAX_LENGTH)
+            self.tokenizer = self.text_tokenizer()
 
     def resolve_labels(self, labels: str | list[str] | None = None) -> tuple[list[str], list[str]]:
         """The actions to score and notices about them (see `check_labels`).
@@ -236,14 +228,13 @@ class VideoTask(GraphTask):
 
     def postprocess(self, logits: np.ndarray, labels: list[str], top_k: int = TOP_K) -> tuple[list[dict], np.ndarray]:
         """Top-k [{"label", "score"}] and the full probabilities of one clip."""
-        probs = _softmax(np.asarray(logits, np.float64)[0])
+        probs = softmax(np.asarray(logits, np.float64)[0])
         return self.top(probs, labels, top_k), probs
 
     @staticmethod
     def top(probs: np.ndarray, labels: list[str], top_k: int = TOP_K) -> list[dict]:
         """The k most probable labels."""
-        order = np.argsort(-probs, kind="stable")[:top_k]
-        return [{"label": labels[i], "score": float(probs[i])} for i in order]
+        return ranked(probs, labels, top_k)
 
     def classify_frames(self, frames: list, top_k: int = TOP_K, labels: str | list[str] | None = None) -> list[dict]:
         """Top actions of one clip given as frames (the live camera's buffer)."""

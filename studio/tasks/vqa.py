@@ -134,8 +134,8 @@ class VqaTask(GraphTask):
         return VqaResult(question, answers, text, certainty, (time.perf_counter() - started) * 1000)
 
     def _generate(self, picture, question: str) -> list[dict]:
+        from studio.families.blip import BlipDecoderSteps
         from studio.families.blip_vqa import tokenize_question
-        from studio.tasks.caption import BlipDecoderSteps
 
         graphs = self.graphs.graphs
         image_embeds = graphs["image_encoder"].run({"pixel_values": self.preprocessing.batch([picture])})[

@@ -18,7 +18,7 @@ import numpy as np
 from studio.backends.base import GraphSet
 from studio.errors import BadLabelsError, BadTemplateError
 from studio.media.image import ImagePreprocessing, load_image
-from studio.media.text import TextTokenizer
+from studio.scores import normalize, ranked, softmax
 from studio.tasks.base import GraphTask
 
 TASK = "zero-shot"
@@ -147,9 +147,7 @@ class ZeroShotTask(GraphTask):
         super().__init__(graphs)
         files = Path(graphs.files_dir)
         self.preprocessing = ImagePreprocessing.from_dir(files)
-        from studio.families.clip import TEXT_MAX_LENGTH
-
-        self.tokenizer = TextTokenizer(files, TEXT_MAX_LENGTH)
+        self.tokenizer = self.text_tokenizer()
         self.logit_scale = float(graphs.metadata["logit_scale"])
         self._cache: OrderedDict[tuple, LabelSet] = OrderedDict()
 
@@ -171,9 +169,9 @@ class ZeroShotTask(GraphTask):
                 for i in range(0, len(prompts), _TEXT_BATCH)
             ]
         ).astype(np.float32)
-        embeds = _normalize(embeds).reshape(len(labels), len(templates), -1)
+        embeds = normalize(embeds).reshape(len(labels), len(templates), -1)
         # Template ensembling as in CLIP: average the normalized embeddings, then normalize again.
-        embeds = _normalize(embeds.mean(axis=1))
+        embeds = normalize(embeds.mean(axis=1))
         label_set = LabelSet(tuple(labels), tuple(templates), embeds, (time.perf_counter() - started) * 1000)
         self._cache[key] = label_set
         if len(self._cache) > _CACHE_SIZE:
@@ -186,19 +184,15 @@ class ZeroShotTask(GraphTask):
 
     def forward(self, pixel_values: np.ndarray) -> np.ndarray:
         """Runs the image encoder: (N, D) normalized image embeddings."""
-        return _normalize(self.graphs.graphs["image_encoder"].run({"pixel_values": pixel_values})["image_embeds"])
+        return normalize(self.graphs.graphs["image_encoder"].run({"pixel_values": pixel_values})["image_embeds"])
 
     def probabilities(self, image_embeds: np.ndarray, label_set: LabelSet) -> np.ndarray:
         """Softmax over labels of the scaled cosine similarities: (N, len(labels))."""
-        logits = self.logit_scale * image_embeds.astype(np.float64) @ label_set.embeddings.astype(np.float64).T
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.logit_scale * image_embeds.astype(np.float64) @ label_set.embeddings.astype(np.float64).T)
 
     def postprocess(self, probs: np.ndarray, label_set: LabelSet) -> list[dict]:
         """One image's probabilities as [{"label", "score"}], highest first."""
-        order = np.argsort(-probs, kind="stable")
-        return [{"label": label_set.labels[i], "score": float(probs[i])} for i in order]
+        return ranked(probs, label_set.labels)
 
     def __call__(
         self,
@@ -224,7 +218,3 @@ class ZeroShotTask(GraphTask):
         probs = self.probabilities(embeds, label_set)[0]
         latency = (time.perf_counter() - started) * 1000
         return ZeroShotResult(self.postprocess(probs, label_set), latency, text_ms, notices)
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

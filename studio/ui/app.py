@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.services.base import LoadedModels
 from studio.ui import ask_tab, caption_tab, finetune_tab, sound_tab, video_tab, zero_shot_tab
 
 log = logging.getLogger(__name__)
@@ -21,11 +22,17 @@ class AppContext:
     Attributes:
         models_dir: Root of exports and local model copies.
         models: Preselected model per task (hub id or folder), from `studio --model TASK=...`.
+        loaded: The models loaded in this process, shared by every tab's services.
     """
 
     models_dir: Path
     models: dict[str, str] = field(default_factory=dict)
     demo: gr.Blocks | None = None  # the app being built, for page-load events
+    loaded: LoadedModels = None
+
+    def __post_init__(self) -> None:
+        if self.loaded is None:
+            self.loaded = LoadedModels(self.models_dir)
 
 
 # (tab title, builder): adding a tab is one module and one line here.

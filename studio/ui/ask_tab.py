@@ -8,12 +8,10 @@ before asking, so a misheard word never silently becomes a wrong answer.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.task_cache import TaskCache
 from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
@@ -27,13 +25,10 @@ STT_TASK = "speech-to-text"
 class AskTab:
     """The tab's state shared by all sessions: loaded VQA and speech-to-text models, server speech."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.tasks.transcribe import TranscribeTask
-        from studio.tasks.vqa import VqaTask
+    def __init__(self, loaded) -> None:
+        from studio.services.ask import AskService
 
-        self.models_dir = models_dir
-        self.tasks = TaskCache.of(VqaTask, models_dir)
-        self.listeners = TaskCache.of(TranscribeTask, models_dir)
+        self.service = AskService(loaded)
         self.speech = ServerSpeech()
         self.said = 0
 
@@ -58,22 +53,29 @@ class AskTab:
                 raise StudioError(
                     "There is no picture yet. Upload a photo, take one with the camera, or pick an example."
                 )
-            task = self.tasks.get((model or None, backend, device), progress=ui_progress(progress))
-            result = task(image, question, describe_people=describe_people)
-            audio = self.speech(result.text, speak, source, wpm, voice, can_speak)
+            result = self.service(
+                image,
+                question,
+                describe_people=describe_people,
+                model=model,
+                backend=backend,
+                device=device,
+                progress=ui_progress(progress),
+            )
+            audio = self.speech(result["answer"], speak, source, wpm, voice, can_speak)
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        for notice in task.graphs.notices:
+        for notice in result["notices"]:
             gr.Info(notice)
         self.said += 1
-        scores = {a["answer"]: a["score"] for a in result.answers}
+        scores = {a["answer"]: a["score"] for a in result["answers"]}
         return (
             scores,
-            live_region(result.text, "ask-announce"),
+            live_region(result["answer"], "ask-announce"),
             audio,
-            f"Took {result.latency_ms:.0f} ms",
-            runtime_badge(task.runtime),
-            f"{self.said}|{result.text}",
+            f"Took {result['latency_ms']:.0f} ms",
+            runtime_badge(result["runtime"]),
+            f"{self.said}|{result['answer']}",
         )
 
     def listen(self, recording, model, device, progress=gr.Progress(track_tqdm=True)):
@@ -81,17 +83,16 @@ class AskTab:
         try:
             if recording is None:
                 raise StudioError("Nothing was recorded. Press the microphone button, ask your question, then stop.")
-            task = self.listeners.get((model or None, "auto", device), progress=ui_progress(progress))
-            result = task(recording)
+            result = self.service.transcribe(recording, model=model, device=device, progress=ui_progress(progress))
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "ask-heard")
-        heard = f"Heard: “{result.text}”. Check the question, then press Ask or Enter."
-        return result.text, live_region(heard, "ask-heard")
+        heard = f"Heard: “{result['text']}”. Check the question, then press Ask or Enter."
+        return result["text"], live_region(heard, "ask-heard")
 
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = AskTab(ctx.models_dir)
+    tab = AskTab(ctx.loaded)
     gr.Markdown(
         "### Ask about what the camera sees\n"
         "Give a photo (or take one with the camera), then type or say a question.  \n"
@@ -140,7 +141,7 @@ def build(ctx) -> None:
     )
     with gr.Accordion("Question answering model", open=False):
         panel = build_model_panel(
-            TASK, "ask", ctx.models_dir, ctx.models.get(TASK), tab.tasks, what="Question answering"
+            TASK, "ask", ctx.models_dir, ctx.models.get(TASK), ctx.loaded, what="Question answering"
         )
     with gr.Accordion("Speech-to-text model", open=False):
         stt = build_model_panel(
@@ -148,7 +149,7 @@ def build(ctx) -> None:
             "stt",
             ctx.models_dir,
             ctx.models.get(STT_TASK),
-            tab.listeners,
+            ctx.loaded,
             exportable=False,
             what="Speech-to-text",
         )

@@ -7,14 +7,12 @@ the words are new (`studio.narration`). Speech comes from `studio.ui.speech_pane
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.narration import Narrator
-from studio.task_cache import TaskCache
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -35,21 +33,17 @@ VERBOSITY_CHOICES = [("Short (a few words)", "short"), ("Detailed (a fuller sent
 
 
 class CaptionTab:
-    """The tab's state shared by all sessions: loaded models, live gate, narrators, server speech."""
+    """The tab's state shared by all sessions: the service, live gate, narrators, server speech."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.tasks.caption import CaptionTask
+    def __init__(self, loaded) -> None:
+        from studio.services.caption import CaptionService
 
-        self.models_dir = models_dir
-        self.tasks = TaskCache.of(CaptionTask, models_dir)
+        self.service = CaptionService(loaded)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
         self.warn_once = WarnOnce()
         self.speech = ServerSpeech()
         self.said = 0
-
-    def task(self, model, backend, device, progress=None):
-        return self.tasks.get((model or None, backend, device), progress=progress)
 
     def narrator(self, session: str, interval: float, threshold: float) -> Narrator:
         narrator = self.narrators.setdefault(session, Narrator())
@@ -86,28 +80,32 @@ class CaptionTab:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Describes an uploaded or example photo."""
-        from studio.tasks.caption import decoding_settings
-
+        what = _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
+        speech = (speak, source, wpm, voice, can_speak)
         try:
             if image is None:
                 raise StudioError("There is no photo yet. Upload one or pick an example below.")
-            settings = decoding_settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
-            task = self.task(model, backend, device, ui_progress(progress))
-            result = task(image, prefix=prefix, settings=settings, describe_people=describe_people)
+            result = self.service(
+                image, **what, model=model, backend=backend, device=device, progress=ui_progress(progress)
+            )
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        for notice in task.graphs.notices:
+        for notice in result["notices"]:
             gr.Info(notice)
-        audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), gr.Warning)
+        text = result["caption"]
+        audio = self.spoken(text, speech, gr.Warning)
         self.said += 1
-        timing = f"Took {result.latency_ms:.0f} ms (image {result.encoder_ms:.0f} ms, words {result.decode_ms:.0f} ms)"
+        timing = (
+            f"Took {result['latency_ms']:.0f} ms (image {result['encoder_ms']:.0f} ms, "
+            f"words {result['decode_ms']:.0f} ms)"
+        )
         return (
-            result.text,
-            live_region(result.text, "cap-announce"),
+            text,
+            live_region(text, "cap-announce"),
             audio,
             timing,
-            runtime_badge(task.runtime),
-            f"{self.said}|{result.text}",
+            runtime_badge(result["runtime"]),
+            f"{self.said}|{text}",
         )
 
     def describe_frame(
@@ -133,8 +131,11 @@ class CaptionTab:
         request: gr.Request,
     ):
         """Live describe: looks every few seconds, speaks only when the scene changed and the words are new."""
-        from studio.tasks.caption import decoding_settings, scene_embedding
+        import numpy as np
 
+        what = _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
+        what.update(model=model, backend=backend, device=device)
+        speech = (speak, source, wpm, voice, can_speak)
         session = session_of(request)
         skip = (gr.skip(),) * 6
         if frame is None or not live:
@@ -143,31 +144,25 @@ class CaptionTab:
         if not narrator.due():
             return skip
         try:
-            settings = decoding_settings(beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
-            task = self.task(model, backend, device)
 
             def look(image):
-                encoded = task.encode(task.preprocess(image))
-                if not narrator.changed(scene_embedding(encoded)):
-                    return None
-                return task.describe(encoded, prefix=prefix, settings=settings, describe_people=describe_people)
+                return self.service.describe_if_changed(
+                    image, since=narrator.reference(), change_threshold=narrator.change_threshold, **what
+                )
 
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
             return gr.skip(), problem(str(exc), "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        if result is None or not narrator.announce(result.text, result.image_embedding):
-            return gr.skip(), gr.skip(), gr.skip(), stats.summary, runtime_badge(task.runtime), gr.skip()
-        audio = self.spoken(result.text, (speak, source, wpm, voice, can_speak), lambda m: self.warn_once(session, m))
+        if result is None:  # dropped as stale
+            return gr.skip(), gr.skip(), gr.skip(), stats.summary, gr.skip(), gr.skip()
+        badge = runtime_badge(result["runtime"])
+        if not result["changed"] or not narrator.announce(result["caption"], np.asarray(result["scene_embedding"])):
+            return gr.skip(), gr.skip(), gr.skip(), stats.summary, badge, gr.skip()
+        text = result["caption"]
+        audio = self.spoken(text, speech, lambda m: self.warn_once(session, m))
         self.said += 1
-        return (
-            result.text,
-            live_region(result.text, "cap-announce"),
-            audio,
-            stats.summary,
-            runtime_badge(task.runtime),
-            f"{self.said}|{result.text}",
-        )
+        return text, live_region(text, "cap-announce"), audio, stats.summary, badge, f"{self.said}|{text}"
 
     def describe_now(self, request: gr.Request):
         """The next camera frame is described and spoken, even if the scene did not change."""
@@ -181,6 +176,18 @@ class CaptionTab:
         self.warn_once.clear(session)
 
 
+def _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram) -> dict:
+    """The caption service's keyword arguments for the tab's "What to say" and decoding controls."""
+    return {
+        "prefix": prefix,
+        "describe_people": describe_people,
+        "beams": beams,
+        "max_new_tokens": max_new_tokens,
+        "repetition_penalty": repetition_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram,
+    }
+
+
 def _verbosity_values(verbosity: str):
     from studio.tasks.caption import VERBOSITY
 
@@ -190,7 +197,7 @@ def _verbosity_values(verbosity: str):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = CaptionTab(ctx.models_dir)
+    tab = CaptionTab(ctx.loaded)
     gr.Markdown(
         "### Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"
@@ -261,7 +268,7 @@ def build(ctx) -> None:
             rep = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty", elem_id="cap-rep")
             ngram = gr.Slider(0, 4, value=0, step=1, label="Never repeat phrases of this length", elem_id="cap-ngram")
     with gr.Accordion("Model and runtime", open=False):
-        panel = build_model_panel(TASK, "cap", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
+        panel = build_model_panel(TASK, "cap", ctx.models_dir, ctx.models.get(TASK), ctx.loaded)
 
     what = [prefix, describe_people, beams, max_new, rep, ngram, panel.model, panel.backend, panel.device]
     outputs = [caption, announce, audio, timing, badge, said]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.backends.base import RuntimeInfo
 from studio.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -65,11 +64,11 @@ def problem(message: str, region_id: str, warn=gr.Warning) -> str:
     return live_region(message, region_id, problem=True)
 
 
-def runtime_badge(runtime: RuntimeInfo | None) -> str:
-    """Markdown for the runtime badge: what the model really runs on."""
+def runtime_badge(runtime: dict | None) -> str:
+    """Markdown for the runtime badge: what the model really runs on (a result's "runtime")."""
     if runtime is None:
         return "**Runs on:** not loaded yet (the model loads on first use)"
-    return f"**Runs on:** {runtime.label}"
+    return f"**Runs on:** {runtime['label']}"
 
 
 def live_region(text: str, element_id: str, problem: bool = False) -> str:

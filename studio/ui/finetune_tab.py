@@ -10,7 +10,6 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.task_cache import TaskCache
 from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -104,13 +103,11 @@ def confusion_text(classes: list[str], confusion) -> str:
 class FinetuneTab:
     """The tab's state shared by sessions: the classifier store and loaded zero-shot models."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.finetune.store import ClassifierStore
-        from studio.tasks.zero_shot import ZeroShotTask
+    def __init__(self, loaded) -> None:
+        from studio.services.classifiers import ClassifierService
 
-        self.models_dir = models_dir
-        self.store = ClassifierStore(models_dir)
-        self.tasks = TaskCache.of(ZeroShotTask, models_dir, option_names=("variant",))
+        self.service = ClassifierService(loaded)
+        self.store = self.service.store
         self._cancel: dict[str, threading.Event] = {}
 
     # Helpers ----------------------------------------------------------------------------------------------------
@@ -254,15 +251,12 @@ class FinetuneTab:
 
     def train(self, name, method, blend, backend, device, progress=gr.Progress()):
         """Trains on the examples; shows held-out accuracies, the loss curve and the confusion matrix."""
-        from studio.finetune.training import train_classifier
-
-        report = ui_progress(progress)
         try:
             if not name:
                 raise StudioError("Create or choose a classifier first.")
-            model = self.store.meta(name).get("model")
-            task = self.tasks.get((model, backend, device, "fp32"), progress=report)
-            run = train_classifier(task, self.store, name, method, blend, report)
+            run = self.service.train_run(
+                name, method, blend, backend=backend, device=device, progress=ui_progress(progress)
+            )
         except StudioError as exc:
             skip = (gr.skip(),) * 7
             return (*skip, problem(str(exc), REGION), gr.skip())
@@ -286,7 +280,7 @@ class FinetuneTab:
             confusion_text(run.classes, evaluation.confusion),
             gr.update(interactive=True),
             live_region(words, REGION),
-            runtime_badge(task.runtime),
+            runtime_badge(run.runtime.as_dict()),
         )
 
     def reblend(self, run, method, blend):
@@ -302,13 +296,11 @@ class FinetuneTab:
 
     def save(self, run, method, blend, progress=gr.Progress()):
         """Saves the trained head (with its ONNX graph) as the classifier's next version."""
-        from studio.finetune.training import save_run
-
         try:
             if run is None:
                 raise StudioError("Train the classifier first; then save it.")
             progress(0.1, desc="Saving and exporting the image encoder + head to ONNX…")
-            saved = save_run(run, self.store, method, blend)
+            saved = self.service.save(run, method, blend)
         except StudioError as exc:
             return problem(str(exc), REGION), gr.skip(), gr.skip()
         for notice in saved.notices:
@@ -323,20 +315,16 @@ class FinetuneTab:
 
     def fine_tune(self, name, epochs, learning_rate, restart, device, request: gr.Request, progress=gr.Progress()):
         """Advanced: contrastive fine-tuning of the whole model, cancellable, resuming from its last checkpoint."""
-        from studio.finetune.contrastive import ContrastiveSettings, fine_tune
-
         session = session_of(request)
         cancel = self._cancel.setdefault(session, threading.Event())
         cancel.clear()
         try:
             if not name:
                 raise StudioError("Create or choose a classifier first.")
-            settings = ContrastiveSettings(epochs=int(epochs or 0), learning_rate=float(learning_rate or 0))
-            report = fine_tune(
-                self.store,
+            report = self.service.fine_tune(
                 name,
-                self.models_dir,
-                settings,
+                epochs=int(epochs or 0),
+                learning_rate=float(learning_rate or 0),
                 device=device,
                 resume=not restart,
                 progress=ui_progress(progress),
@@ -344,7 +332,7 @@ class FinetuneTab:
             )
         except StudioError as exc:
             return problem(str(exc), REGION), gr.skip()
-        acc = report.accuracy
+        acc = report["accuracy"]
         rows = [
             ["Zero-shot before fine-tuning", _percent(acc["zero_shot_before"])],
             ["Fine-tuned model (zero-shot with its class names)", _percent(acc["fine_tuned"])],
@@ -359,10 +347,10 @@ class FinetuneTab:
                 else " It did not beat the linear probe; keep using the probe."
             )
         text = (
-            f"Fine-tuned for {report.epochs_done} epochs in {report.seconds:.0f} s "
-            f"({'resumed after epoch ' + str(report.resumed_from) if report.resumed_from else 'from the start'})."
+            f"Fine-tuned for {report['epochs_done']} epochs in {report['seconds']:.0f} s "
+            f"({'resumed after epoch ' + str(report['resumed_from']) if report['resumed_from'] else 'from the start'})."
             + verdict
-            + f" The model is saved in {report.model_dir}: type that folder into the Zero-shot tab's model picker."
+            + f" The model is saved in {report['model_dir']}: type that folder into the Zero-shot tab's model picker."
         )
         return live_region(text, REGION), rows
 
@@ -409,7 +397,7 @@ class FinetuneTab:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = FinetuneTab(ctx.models_dir)
+    tab = FinetuneTab(ctx.loaded)
     names = tab.store.names()
     gr.Markdown(
         "### Teach the model your own classes\n"
@@ -467,7 +455,7 @@ def build(ctx) -> None:
             elem_id="ft-blend",
         )
     with gr.Accordion("Model and runtime", open=False):
-        panel = build_model_panel(TASK, "ft", ctx.models_dir, ctx.models.get(TASK), tab.tasks)
+        panel = build_model_panel(TASK, "ft", ctx.models_dir, ctx.models.get(TASK), ctx.loaded)
     train_btn = gr.Button("Train", variant="primary", elem_id="ft-train")
     run_state = gr.State(None)
     with gr.Row():

@@ -9,7 +9,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.registry import REGISTRY
-from studio.task_cache import TaskCache
+from studio.services.base import LoadedModels
 from studio.ui.components import ui_progress
 
 BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
@@ -50,17 +50,10 @@ def export_model_ui(
     task: str, model: str | None, models_dir: Path, quantize: bool, progress: gr.Progress
 ) -> Path | None:
     """Exports a model (and its int8 variant where offered) with progress; warns and returns None on failure."""
-    from studio.export.exporter import export_model
-    from studio.export.quantize import quantize_export
-    from studio.progress import scaled
-    from studio.sources import fetch, resolve
+    from studio.export.pipeline import export_for_task
 
-    report = ui_progress(progress)
     try:
-        source = fetch(resolve(model or None, task, models_dir), models_dir, lambda m: report(0.0, m))
-        directory = export_model(source, models_dir, scaled(report, 0.0, 0.7 if quantize else 1.0))
-        if quantize:
-            quantize_export(directory, scaled(report, 0.7, 1.0))
+        directory = export_for_task(task, model, models_dir, quantize, ui_progress(progress))
     except StudioError as exc:
         gr.Warning(str(exc))
         return None
@@ -77,7 +70,7 @@ def build_model_panel(
     prefix: str,
     models_dir: Path,
     preselected: str | None,
-    tasks: TaskCache,
+    loaded: LoadedModels,
     quantize: bool = False,
     exportable: bool = True,
     what: str = "",
@@ -89,7 +82,7 @@ def build_model_panel(
         prefix: Element id prefix of the tab ("zs", "cap").
         models_dir: Root of exports and local copies.
         preselected: The model chosen on the command line, if any.
-        tasks: The tab's loaded tasks, dropped for a model after it is re-exported.
+        loaded: The app's loaded models; a model's are dropped after it is exported again.
         quantize: Offer the int8 variant and make it on export.
         exportable: Offer the runtime choice and the export button (False for PyTorch-only models).
         what: What the model does, in the control labels ("Question answering" -> "Question answering model"),
@@ -129,7 +122,7 @@ def build_model_panel(
 
     def export(model_name, progress=gr.Progress(track_tqdm=True)):
         if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
-            tasks.drop(lambda key: key[0] == (model_name or None))
+            loaded.drop(model_name)
         return describe_model(task, model_name, models_dir)
 
     export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.task_cache import TaskCache
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -44,34 +42,14 @@ TOP_LABELS = 5
 
 
 class SoundTab:
-    """The tab's state shared by all sessions: loaded sound and image models, live listeners per session."""
+    """The tab's state shared by all sessions: the service, live listeners per session."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.tasks.sound_events import SoundEventsTask
-        from studio.tasks.zero_shot import ZeroShotTask
+    def __init__(self, loaded) -> None:
+        from studio.services.sound_scene import SoundSceneService
 
-        self.models_dir = models_dir
-        self.sounds = TaskCache.of(SoundEventsTask, models_dir)
-        self.pictures = TaskCache.of(ZeroShotTask, models_dir)
+        self.service = SoundSceneService(loaded)
         self.listeners: dict[str, tuple[tuple, object, threading.Lock]] = {}
         self.warn_once = WarnOnce()
-
-    def sound_task(self, model, backend, device, progress=None):
-        return self.sounds.get((model or None, backend, device), progress=progress)
-
-    def picture_task(self, model, backend, device, progress=None):
-        return self.pictures.get((model or None, backend, device), progress=progress)
-
-    def head(self, fusion: str, head_name: str | None):
-        """The chosen trained head for early/attention fusion; None (and a notice) when there is none."""
-        from studio.finetune.fusion import FusionHeadError, find_head
-
-        if fusion == "late":
-            return None, []
-        try:
-            return find_head(self.models_dir, fusion, head_name or None), []
-        except FusionHeadError as exc:
-            return None, [f"{exc} Showing late fusion instead."]
 
     # Events -------------------------------------------------------------------------------------------------
 
@@ -93,66 +71,68 @@ class SoundTab:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Recognizes what is happening in the sound file and/or video and/or picture given."""
-        from studio.tasks.av_events import AvEvents
-
-        report = ui_progress(progress)
         try:
             if audio is None and video is None and image is None:
                 raise StudioError(
                     "There is nothing to recognise yet: upload a sound file or a video, or give a picture."
                 )
-            head, notices = self.head(fusion, head_name)
-            sound = picture = None
-            if audio is not None or video is not None:
-                sound = self.sound_task(sound_model, sound_backend, sound_device, report)
-            if image is not None or video is not None:
-                picture = self.picture_task(picture_model, picture_backend, picture_device, report)
-            result = AvEvents(sound, picture)(
+            result = self.service(
                 audio=audio,
                 image=image,
                 video=video,
                 labels=labels,
-                fusion=fusion if head is not None else "late",
+                fusion=fusion,
                 audio_weight=float(audio_weight),
-                head=head,
-                progress=report,
+                head=head_name,
+                late_if_untrained=True,
+                sound_model=sound_model,
+                sound_backend=sound_backend,
+                sound_device=sound_device,
+                image_model=picture_model,
+                image_backend=picture_backend,
+                image_device=picture_device,
+                progress=ui_progress(progress),
             )
         except StudioError as exc:
             return (*(gr.skip(),) * 8, problem(str(exc), "snd-announce"))
-        notices += [*(sound.graphs.notices if sound else []), *(picture.graphs.notices if picture else [])]
-        notices += result.notices
+        notices = result["notices"]
         for notice in notices:
             gr.Info(notice)
-        top = result.ranking(1)[0]
-        said = f"Most likely: {top['label']} ({top['score']:.0%}, {_fusion_words(result.fusion)})."
-        shares_text = contributions_text(result)
-        timeline_fig, timeline_alt, summary_md = timeline_outputs(result.sound)
+        ranking = result["fused"][:TOP_LABELS]
+        top = ranking[0]
+        said = f"Most likely: {top['label']} ({top['score']:.0%}, {_fusion_words(result['fusion'])})."
+        timeline_fig, timeline_alt, summary_md = timeline_outputs(result.get("sound"))
         return (
-            {r["label"]: r["score"] for r in result.ranking(TOP_LABELS)},
-            contributions_figure(result),
-            shares_text,
+            {r["label"]: r["score"] for r in ranking},
+            contributions_figure(ranking),
+            contributions_text(result["fusion"], ranking),
             timeline_fig,
             timeline_alt,
             summary_md,
-            f"Took {result.latency_ms:.0f} ms" + _notice_text(notices),
-            badge(sound, picture),
+            f"Took {result['latency_ms']:.0f} ms" + _notice_text(notices),
+            badge(result["runtime"]),
             live_region(said, "snd-announce"),
         )
 
     def listen_stream(self, chunk, labels, sound_model, sound_backend, sound_device, request: gr.Request):
         """One microphone chunk: kept in the session's rolling window, which is heard every second."""
-        from studio.tasks.sound_events import RollingListener
-
         session = session_of(request)
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip()
         rate, samples = chunk
         try:
-            task = self.sound_task(sound_model, sound_backend, sound_device)
+            task = self.service.sound_task(sound_model, sound_backend, sound_device)
             key = (sound_model or None, sound_backend, sound_device, labels if task.takes_typed_labels else None)
             entry = self.listeners.get(session)
             if entry is None or entry[0] != key:
-                listener = RollingListener(task, labels, window_s=LIVE_WINDOW_S, every_s=LIVE_EVERY_S)
+                listener = self.service.listener(
+                    labels,
+                    window_s=LIVE_WINDOW_S,
+                    every_s=LIVE_EVERY_S,
+                    model=sound_model,
+                    backend=sound_backend,
+                    device=sound_device,
+                )
                 entry = self.listeners[session] = (key, listener, threading.Lock())
             _, listener, lock = entry
             with lock:
@@ -181,20 +161,18 @@ class SoundTab:
 
     def fusion_note(self, fusion):
         """What the chosen fusion needs, and the trained heads to pick from."""
-        from studio.finetune.fusion import list_heads
-
         if fusion == "late":
             return "Late fusion: the two sides' scores, weighted by the slider.", gr.update(
                 choices=[], value=None, visible=False
             )
-        heads = list_heads(self.models_dir, fusion)
+        heads = self.service.heads(fusion)
         if not heads:
             note = (
                 f"**{fusion.capitalize()} fusion needs training:** no {fusion} fusion head has been trained yet, so "
                 "late fusion is used. Teach one below with your labelled clips."
             )
             return note, gr.update(choices=[], value=None, visible=False)
-        choices = [(h.label, h.name) for h in heads]
+        choices = [(h["label"], h["name"]) for h in heads]
         return f"{fusion.capitalize()} fusion with a trained head.", gr.update(
             choices=choices, value=choices[0][1], visible=True
         )
@@ -213,28 +191,23 @@ class SoundTab:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Trains both fusion heads on a folder of labelled clips and shows the held-out comparison."""
-        from studio.tasks.av_events import teach_fusion_heads
-
-        report = ui_progress(progress)
         try:
-            sound = self.sound_task(sound_model, sound_backend, sound_device, report)
-            picture = self.picture_task(picture_model, picture_backend, picture_device, report)
-            evaluation, saved = teach_fusion_heads(
-                sound,
-                picture,
+            taught = self.service.teach(
                 folder,
                 name,
-                self.models_dir,
-                sound_model_name=sound_model or "",
-                picture_model_name=picture_model or "",
                 audio_weight=float(audio_weight),
-                progress=report,
+                sound_model=sound_model,
+                sound_backend=sound_backend,
+                sound_device=sound_device,
+                image_model=picture_model,
+                image_backend=picture_backend,
+                image_device=picture_device,
+                progress=ui_progress(progress),
             )
         except StudioError as exc:
             return problem(str(exc), "snd-teach-status"), gr.skip()
-        return live_region(f"Saved {len(saved)} fusion heads as “{name}”.", "snd-teach-status"), comparison_markdown(
-            evaluation
-        )
+        status = live_region(f"Saved {len(taught['saved'])} fusion heads as “{taught['name']}”.", "snd-teach-status")
+        return status, comparison_markdown(taught["evaluation"])
 
 
 def _fusion_words(mode: str) -> str:
@@ -251,29 +224,26 @@ def _notice_text(notices: list[str]) -> str:
     return "".join(f"  \n{n}" for n in notices)
 
 
-def badge(sound, picture) -> str:
-    """The runtime badge: what each model really runs on."""
-    parts = []
-    if sound is not None:
-        parts.append(f"sound: {sound.runtime.label}")
-    if picture is not None:
-        parts.append(f"picture: {picture.runtime.label}")
+def badge(runtime: dict | None) -> str:
+    """The runtime badge: what each model really runs on (a result's "runtime": {"sound", "picture"})."""
+    runtime = runtime or {}
+    parts = [f"{side}: {runtime[side]['label']}" for side in ("sound", "picture") if runtime.get(side)]
     return "**Runs on:** " + (" · ".join(parts) if parts else "not loaded yet (the models load on first use)")
 
 
-def contributions_text(result) -> str:
+def contributions_text(fusion: str, ranking: list[dict]) -> str:
     """The bar chart in words: each top label's fused score and each modality's part of it."""
-    lines = [f"Fused scores ({_fusion_words(result.fusion)}), with the part from the sound and from the picture:"]
-    for r in result.ranking(TOP_LABELS):
+    lines = [f"Fused scores ({_fusion_words(fusion)}), with the part from the sound and from the picture:"]
+    for r in ranking:
         lines.append(f"- {r['label']}: {r['score']:.0%} (sound {r['audio']:.0%}, picture {r['picture']:.0%})")
     return "\n".join(lines)
 
 
-def contributions_figure(result):
+def contributions_figure(ranking: list[dict]):
     """A stacked horizontal bar per top label: the sound's part and the picture's part of its fused score."""
     from matplotlib.figure import Figure
 
-    rows = result.ranking(TOP_LABELS)[::-1]
+    rows = ranking[::-1]
     fig = Figure(figsize=(6, 0.5 + 0.45 * len(rows)), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     names = [r["label"] for r in rows]
@@ -288,34 +258,38 @@ def contributions_figure(result):
     return fig
 
 
-def timeline_outputs(sound):
-    """The timeline plot (top labels over time), its text version, and the summary list; empty without sound."""
+def timeline_outputs(sound: dict | None):
+    """The timeline plot (top labels over time), its text version, and the summary list; empty without sound.
+
+    Args:
+        sound: The sound side of a result ({"summary", "events", "timeline", "window_s"}), or None.
+    """
     if sound is None:
         return None, "No sound was given, so there is no timeline.", ""
     from matplotlib.figure import Figure
 
-    summary = sound.summary(TOP_LABELS)
-    names = [s["label"] for s in summary]
-    index = {label: i for i, label in enumerate(sound.labels)}
-    grid = [[(w.scores[index[n]] if w.scores is not None else 0.0) for w in sound.windows] for n in names]
+    timeline, events = sound["timeline"], sound["events"]
+    names = timeline["labels"]
     fig = Figure(figsize=(7, 0.8 + 0.4 * len(names)), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    end = sound.windows[-1].end_s if sound.windows else sound.window_s
-    image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1, extent=(0, end, len(names) - 0.5, -0.5))
+    end = events[-1]["end_s"] if events else sound["window_s"]
+    image = ax.imshow(
+        timeline["scores"], aspect="auto", cmap="viridis", vmin=0, vmax=1, extent=(0, end, len(names) - 0.5, -0.5)
+    )
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("time (seconds)")
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
     lines = ["What was heard, window by window:"]
-    for event in sound.events():
+    for event in events:
         heard = "silence" if event["silent"] else ", ".join(f"{x['label']} {x['score']:.0%}" for x in event["labels"])
         lines.append(f"- {_clock(event['start_s'])}–{_clock(event['end_s'])}: {heard}")
     summary_lines = ["**Heard most over the whole recording:**"]
-    for s in summary:
+    for s in sound["summary"]:
         where = f", first at {_clock(s['first_s'])}" if s["first_s"] is not None else ""
         summary_lines.append(
             f"1. {s['label']}: {s['score']:.0%} on average, at most {s['peak']:.0%}; among the top labels in "
-            f"{s['windows']} of {len(sound.windows)} windows{where}"
+            f"{s['windows']} of {len(events)} windows{where}"
         )
     return fig, "\n".join(lines), "\n".join(summary_lines)
 
@@ -344,7 +318,7 @@ def comparison_markdown(evaluation: dict) -> str:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = SoundTab(ctx.models_dir)
+    tab = SoundTab(ctx.loaded)
     gr.Markdown(
         "### What is happening? Listen and look\n"
         "Give a sound (the microphone, a sound file, or a video's sound track), a picture (the camera, a photo, or "
@@ -399,7 +373,7 @@ def build(ctx) -> None:
             announce = gr.HTML(live_region("", "snd-announce"), label="Most likely")
             fused = gr.Label(num_top_classes=TOP_LABELS, label="Fused scores", elem_id="snd-fused")
             timing = gr.Markdown("", elem_id="snd-timing")
-            runtime = gr.Markdown(badge(None, None), elem_id="snd-runtime", elem_classes=["studio-badge"])
+            runtime = gr.Markdown(badge(None), elem_id="snd-runtime", elem_classes=["studio-badge"])
     with gr.Row():
         with gr.Column(scale=1):
             shares_plot = gr.Plot(label="Each modality's share of the top labels", elem_id="snd-shares-plot")
@@ -413,10 +387,10 @@ def build(ctx) -> None:
         timeline_text = gr.Markdown("", elem_id="snd-timeline-text")
 
     with gr.Accordion("Sound model", open=False):
-        sound_panel = build_model_panel(TASK, "snd", ctx.models_dir, ctx.models.get(TASK), tab.sounds, what="Sound")
+        sound_panel = build_model_panel(TASK, "snd", ctx.models_dir, ctx.models.get(TASK), ctx.loaded, what="Sound")
     with gr.Accordion("Image model", open=False):
         picture_panel = build_model_panel(
-            PICTURE_TASK, "sndpic", ctx.models_dir, ctx.models.get(PICTURE_TASK), tab.pictures, what="Image"
+            PICTURE_TASK, "sndpic", ctx.models_dir, ctx.models.get(PICTURE_TASK), ctx.loaded, what="Image"
         )
     with gr.Accordion("Teach the fusion heads", open=False):
         gr.Markdown(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
-from studio.task_cache import TaskCache
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -25,33 +23,20 @@ MAX_CAMERA_STREAMS = 64
 class VideoTab:
     """The tab's state shared by all sessions: loaded models, camera buffers, stop requests."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.tasks.video import VideoTask
+    def __init__(self, loaded) -> None:
+        from studio.services.video import VideoService
 
-        self.models_dir = models_dir
-        self.tasks = TaskCache.of(VideoTask, models_dir)
+        self.service = VideoService(loaded)
         self.warn_once = WarnOnce()
         self.buffers: dict[str, RollingClip] = {}
         self.stop_requests: set[str] = set()
         self._lock = threading.Lock()
 
-    def task(self, model, backend, device, progress=None):
-        return self.tasks.get((model or None, backend, device), progress=progress)
-
     # Events -------------------------------------------------------------------------------------------------
-
-    def wants_labels(self, model) -> bool:
-        """Whether the picked model compares videos with typed actions (X-CLIP) rather than knowing its own."""
-        from studio.sources import resolve
-
-        try:
-            return resolve(model or None, TASK, self.models_dir).family == "xclip"
-        except StudioError:
-            return False
 
     def labels_box(self, model):
         """Shows the typed-actions box only for models that use it."""
-        return gr.update(visible=self.wants_labels(model))
+        return gr.update(visible=self.service.wants_labels(model))
 
     def classify_video(
         self,
@@ -72,40 +57,42 @@ class VideoTab:
         try:
             if not video:
                 raise StudioError("There is no video yet. Upload one (MP4, AVI, WebM or MOV) first.")
-            task = self.task(model, backend, device, ui_progress(progress))
-            result = task.classify_video(
+            result = self.service(
                 video,
-                window_s,
-                stride_s,
+                window_seconds=window_s,
+                stride_seconds=stride_s,
+                labels=labels,
+                model=model,
+                backend=backend,
+                device=device,
                 progress=ui_progress(progress),
                 cancelled=lambda: session in self.stop_requests,
-                labels=labels,
             )
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        for notice in task.graphs.notices:
-            gr.Info(notice)
-        for notice in result.notices:
+        for notice in result["notices"]:
             gr.Warning(notice)
-        top = result.overall[0]
+        windows = result["windows"]
+        top = result["overall"][0]
         said = f"Most likely action: {top['label']} ({top['score']:.0%})"
-        if result.cancelled:
-            said += f". Stopped after {len(result.windows)} windows."
+        if result["cancelled"]:
+            said += f". Stopped after {len(windows)} windows."
         timing = (
-            f"{len(result.windows)} window{'s' if len(result.windows) != 1 else ''} of {result.window_s:g} s "
-            f"every {result.stride_s:g} s · {result.frames_per_clip} frames each · model {result.model_ms:.0f} ms "
-            f"per window · reading the video {result.decode_ms / 1000:.1f} s in all"
+            f"{len(windows)} window{'s' if len(windows) != 1 else ''} of {result['window_seconds']:g} s "
+            f"every {result['stride_seconds']:g} s · {result['frames_per_clip']} frames each · model "
+            f"{result['model_ms_per_clip']:.0f} ms per window · reading the video "
+            f"{result['decode_ms_total'] / 1000:.1f} s in all"
         )
         return (
-            {t["label"]: t["score"] for t in result.overall},
+            {t["label"]: t["score"] for t in result["overall"]},
             live_region(said, "vid-announce"),
             # A plot only when there is a timeline (more than one window); otherwise no empty box is shown.
-            gr.update(value=timeline_plot(result, result.labels), visible=True)
-            if len(result.windows) > 1
+            gr.update(value=timeline_plot(result), visible=True)
+            if len(windows) > 1
             else gr.update(value=None, visible=False),
             timeline_text(result),
             timing,
-            runtime_badge(task.runtime),
+            runtime_badge(result["runtime"]),
         )
 
     def stop(self, request: gr.Request):
@@ -134,8 +121,8 @@ class VideoTab:
         if buffer.due(now, float(interval)):
 
             def work(timed):
-                task = self.task(model, backend, device)
-                return task, task.classify_frames(spread(timed, task.frames_per_clip), labels=labels)
+                frames = spread(timed, self.service.frames_per_clip(model, backend, device))
+                return self.service.classify_frames(frames, labels=labels, model=model, backend=backend, device=device)
 
             buffer.start(now, work)
         finished = buffer.take()
@@ -149,15 +136,16 @@ class VideoTab:
             return gr.skip(), problem(str(finished.error), "vid-announce", warn), gr.skip(), gr.skip()
         if finished.error is not None:
             raise finished.error
-        task, top = finished.value
-        for notice in task.graphs.notices + task.resolve_labels(labels)[1]:
+        result = finished.value
+        for notice in result["notices"]:
             self.warn_once(session, notice)
+        top = result["top"]
         return (
             {t["label"]: t["score"] for t in top},
             live_region(f"Action: {top[0]['label']}", "vid-announce"),
-            f"Looked at the last {finished.span_s:.1f} s of camera ({task.frames_per_clip} of its "
+            f"Looked at the last {finished.span_s:.1f} s of camera ({result['frames_per_clip']} of its "
             f"{finished.frames} frames) in {finished.took_ms:.0f} ms; looks every {float(interval):g} s",
-            runtime_badge(task.runtime),
+            runtime_badge(result["runtime"]),
         )
 
     def stop_camera(self, request: gr.Request):
@@ -171,56 +159,57 @@ class VideoTab:
 MAX_LISTED_WINDOWS = 120
 
 
-def timeline_text(result) -> str:
-    """The timeline as a list with timestamps (also the plot's text alternative)."""
-    overall = ", ".join(f"{t['label']} {t['score']:.0%}" for t in result.overall[:3])
+def timeline_text(result: dict) -> str:
+    """The timeline as a list with timestamps (also the plot's text alternative), from the video service's result."""
+    windows = result["windows"]
+    overall = ", ".join(f"{t['label']} {t['score']:.0%}" for t in result["overall"][:3])
     lines = [f"**Over the whole video:** {overall}"]
-    if len(result.windows) > 1:
+    if len(windows) > 1:
         lines.append("")
-        if len(result.windows) <= MAX_LISTED_WINDOWS:
+        if len(windows) <= MAX_LISTED_WINDOWS:
             lines.append("**Window by window:**")
-            for w in result.windows:
-                top = w.top[0]
-                lines.append(f"- {clock(w.start_s)}–{clock(w.end_s)}: {top['label']} ({top['score']:.0%})")
+            for w in windows:
+                top = w["top"][0]
+                lines.append(f"- {clock(w['start_s'])}–{clock(w['end_s'])}: {top['label']} ({top['score']:.0%})")
         else:
             lines.append(
-                f"**Window by window** ({len(result.windows)} windows; those in a row with the same top action "
+                f"**Window by window** ({len(windows)} windows; those in a row with the same top action "
                 "are listed once):"
             )
             run: list = []
-            for w in [*result.windows, None]:
-                if run and (w is None or w.top[0]["label"] != run[0].top[0]["label"]):
-                    best = max(r.top[0]["score"] for r in run)
+            for w in [*windows, None]:
+                if run and (w is None or w["top"][0]["label"] != run[0]["top"][0]["label"]):
+                    best = max(r["top"][0]["score"] for r in run)
                     count = f"{len(run)} windows, up to " if len(run) > 1 else ""
-                    span = f"{clock(run[0].start_s)}–{clock(run[-1].end_s)}"
-                    lines.append(f"- {span}: {run[0].top[0]['label']} ({count}{best:.0%})")
+                    span = f"{clock(run[0]['start_s'])}–{clock(run[-1]['end_s'])}"
+                    lines.append(f"- {span}: {run[0]['top'][0]['label']} ({count}{best:.0%})")
                     run = []
                 if w is not None:
                     run.append(w)
-    if result.cancelled:
+    if result["cancelled"]:
         lines.append("")
         lines.append("Stopped before the end of the video.")
-    for notice in result.notices:
+    for notice in result["notices"]:
         lines.append("")
         lines.append(notice)
     return "\n".join(lines)
 
 
-def timeline_plot(result, labels: list[str]):
-    """The overall top actions' probability in each window, over time (`labels`: the model's, in output order)."""
+def timeline_plot(result: dict):
+    """The overall top actions' probability in each window, over time (the service's "timeline")."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centers = [(w.start_s + w.end_s) / 2 for w in result.windows]
+    windows = result["windows"]
+    centers = [(w["start_s"] + w["end_s"]) / 2 for w in windows]
     fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
     minutes = centers[-1] > 180  # long videos read better in minutes
     x = [c / 60 for c in centers] if minutes else centers
     marker = "o" if len(centers) <= 60 else None
-    for top in result.overall[:5]:
-        index = labels.index(top["label"])
-        ax.plot(x, [float(w.probabilities[index]) for w in result.windows], marker=marker, label=top["label"])
+    for label, scores in zip(result["timeline"]["labels"], result["timeline"]["scores"]):
+        ax.plot(x, scores, marker=marker, label=label)
     ax.set_xlabel(f"Time in the video ({'minutes' if minutes else 's'})")
     ax.set_ylabel("Probability")
     ax.set_ylim(0, 1.05)  # headroom: a line at 100% is not drawn on the frame's edge
@@ -232,7 +221,7 @@ def timeline_plot(result, labels: list[str]):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = VideoTab(ctx.models_dir)
+    tab = VideoTab(ctx.loaded)
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(
@@ -247,7 +236,7 @@ def build(ctx) -> None:
                 label="Actions to look for, separated by commas (X-CLIP compares the video with what you type)",
                 placeholder="waving, clapping, drinking coffee, typing",
                 elem_id="vid-labels",
-                visible=tab.wants_labels(preselected),
+                visible=tab.service.wants_labels(preselected),
             )
             with gr.Tabs():
                 with gr.Tab("Video file", id="vid-file-tab"):
@@ -298,7 +287,7 @@ def build(ctx) -> None:
     timeline = gr.Markdown("", elem_id="vid-timeline", label="Timeline")
 
     with gr.Accordion("Model and runtime", open=False):
-        panel = build_model_panel(TASK, "vid", ctx.models_dir, preselected, tab.tasks, what="Video")
+        panel = build_model_panel(TASK, "vid", ctx.models_dir, preselected, ctx.loaded, what="Video")
 
     runtime = [panel.model, panel.backend, panel.device]
     panel.model.change(tab.labels_box, panel.model, labels, api_name="video_labels_box", show_progress="hidden")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
-from studio.task_cache import TaskCache
+from studio.progress import Progress, no_progress
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -34,47 +33,34 @@ TEMPLATE_CHOICES = [
 
 
 class ZeroShotTab:
-    """The tab's state shared by all sessions: loaded models, the live-frame gate, shown warnings."""
+    """The tab's state shared by all sessions: the service, the live-frame gate, shown warnings."""
 
-    def __init__(self, models_dir: Path) -> None:
-        from studio.tasks.zero_shot import ZeroShotTask
+    def __init__(self, loaded) -> None:
+        from studio.services.zero_shot import ZeroShotService
 
-        self.models_dir = models_dir
-        self.tasks = TaskCache.of(ZeroShotTask, models_dir, option_names=("variant",))
+        self.service = ZeroShotService(loaded)
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce()
-        self._classifiers: dict = {}
-
-    def task(self, model, backend, device, variant, progress=None):
-        return self.tasks.get((model or None, backend, device, variant), progress=progress)
-
-    def saved_classifier(self, name: str):
-        """A saved custom classifier, verified once per saved version (not once per camera frame)."""
-        from studio.finetune.store import ClassifierStore
-
-        store = ClassifierStore(self.models_dir)
-        key = (name, tuple(store.versions(name)))
-        if key not in self._classifiers:
-            self._classifiers.clear()
-            self._classifiers[key] = store.load(name)
-        return self._classifiers[key]
-
-    def classifier(self, name, labels, templates, backend, device, variant, model, progress=None):
-        """The task and the function classifying one image: typed labels, or the saved classifier `name`."""
-        if not name:
-            task = self.task(model, backend, device, variant, progress)
-            return task, lambda image, order="RGB": task(image, labels, templates=templates, channel_order=order)
-        from studio.finetune.training import classify
-
-        saved = self.saved_classifier(name)
-        task = self.task(saved.head.get("model"), backend, device, variant, progress)
-        return task, lambda image, order="RGB": classify(task, saved, image, order)
 
     def classifier_choices(self, current=None):
-        from studio.finetune.store import ClassifierStore
-
-        names = ClassifierStore(self.models_dir).names()
+        names = self.service.classifier_names()
         return gr.update(choices=[NO_CLASSIFIER, *names], value=current if current in names else "")
+
+    def _run(self, image, settings: tuple, progress: Progress = no_progress) -> dict:
+        """The service's call for the tab's settings (in the order of `build`'s settings list)."""
+        labels, model, backend, device, variant, template_mode, template, classifier = settings
+        return self.service(
+            image,
+            labels,
+            classifier=classifier or None,
+            template_mode=template_mode,
+            template=template,
+            model=None if classifier else model,  # a saved classifier runs on the model it was trained with
+            backend=backend,
+            device=device,
+            variant=variant,
+            progress=progress,
+        )
 
     # Events -------------------------------------------------------------------------------------------------
 
@@ -92,29 +78,24 @@ class ZeroShotTab:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Classifies an uploaded or example photo, against the typed labels or a saved classifier."""
-        from studio.tasks.zero_shot import templates_for
-
         try:
-            templates = templates_for(template_mode, template)
             if image is None:
                 raise StudioError("There is no photo yet. Upload one or pick an example below.")
-            task, run = self.classifier(
-                classifier, labels, templates, backend, device, variant, model, ui_progress(progress)
-            )
-            result = run(image)
+            settings = (labels, model, backend, device, variant, template_mode, template, classifier)
+            result = self._run(image, settings, ui_progress(progress))
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "zs-announce"), gr.skip(), gr.skip()
-        for notice in task.graphs.notices + result.notices:
+        for notice in result["notices"]:
             gr.Info(notice)
-        top = result.labels[0]
-        timing = f"Took {result.latency_ms:.0f} ms"
-        if result.text_ms:
-            timing += f" (plus {result.text_ms:.0f} ms to read {len(result.labels)} new labels)"
+        top = result["labels"][0]
+        timing = f"Took {result['latency_ms']:.0f} ms"
+        if result.get("text_encoding_ms"):
+            timing += f" (plus {result['text_encoding_ms']:.0f} ms to read {len(result['labels'])} new labels)"
         return (
-            _label_value(result.labels),
+            _label_value(result["labels"]),
             live_region(f"Best match: {top['label']} ({top['score']:.0%})", "zs-announce"),
             timing,
-            runtime_badge(task.runtime),
+            runtime_badge(result["runtime"]),
         )
 
     def classify_frame(
@@ -131,28 +112,25 @@ class ZeroShotTab:
         request: gr.Request = None,
     ):
         """Classifies the newest camera frame; frames that went stale while the model was busy are skipped."""
-        from studio.tasks.zero_shot import templates_for
-
         session = session_of(request)
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            templates = templates_for(template_mode, template)
-            task, run = self.classifier(classifier, labels, templates, backend, device, variant, model)
-            result, stats = self.gate.submit(session, frame, run)
+            settings = (labels, model, backend, device, variant, template_mode, template, classifier)
+            result, stats = self.gate.submit(session, frame, lambda image: self._run(image, settings))
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
             return gr.skip(), problem(str(exc), "zs-announce", warn), gr.skip(), gr.skip()
         if result is None:  # dropped as stale: keep showing the last result
             return gr.skip(), gr.skip(), stats.summary, gr.skip()
-        for notice in task.graphs.notices + result.notices:
+        for notice in result["notices"]:
             self.warn_once(session, notice)
         # The live region names only the top label, so screen readers speak when it changes, not every frame.
         return (
-            _label_value(result.labels),
-            live_region(f"Best match: {result.labels[0]['label']}", "zs-announce"),
+            _label_value(result["labels"]),
+            live_region(f"Best match: {result['labels'][0]['label']}", "zs-announce"),
             stats.summary,
-            runtime_badge(task.runtime),
+            runtime_badge(result["runtime"]),
         )
 
     def stop_stream(self, request: gr.Request):
@@ -167,7 +145,7 @@ def _label_value(labels: list[dict]) -> dict:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = ZeroShotTab(ctx.models_dir)
+    tab = ZeroShotTab(ctx.loaded)
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(
@@ -213,7 +191,7 @@ def build(ctx) -> None:
             badge = gr.Markdown(runtime_badge(None), elem_id="zs-runtime", elem_classes=["studio-badge"])
 
     with gr.Accordion("Model and runtime", open=False):
-        panel = build_model_panel(TASK, "zs", ctx.models_dir, preselected, tab.tasks, quantize=True)
+        panel = build_model_panel(TASK, "zs", ctx.models_dir, preselected, ctx.loaded, quantize=True)
     with gr.Accordion("Prompt templates", open=False):
         template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Templates", elem_id="zs-template-mode")
         template = gr.Textbox(

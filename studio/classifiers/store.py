@@ -33,6 +33,7 @@ import numpy as np
 from studio.atomic import replaced_on_success, write_json_atomic
 from studio.errors import ClassifierError, CorruptClassifierError
 from studio.export.manifest import sha256_file
+from studio.media.image import IMAGE_SUFFIXES
 
 FORMAT_VERSION = 1
 META = "classifier.json"
@@ -46,7 +47,6 @@ MAX_CLASSES = 1000
 MAX_EXAMPLES = 5000  # per classifier: embedding 5,000 photos takes a few minutes on 2 CPU cores with a base CLIP
 # Examples are kept no larger than this on their shorter side: far above any CLIP input (224-336), much smaller on disk.
 KEEP_SHORT_SIDE = 512
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MAX_ZIP_BYTES = 4_000_000_000  # uncompressed; refuses zip bombs
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]{0,5})$")
 _ZIP_MEMBER = re.compile(r"^(classifier\.json|examples/[0-9a-f]{64}\.png|v[1-9][0-9]{0,5}/[a-z_.]+)$")

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.classifiers.heads import METHODS, Evaluation, Head, evaluate, prototypes, train_linear_probe
+from studio.classifiers.store import ClassifierStore, SavedVersion
 from studio.errors import ClassifierError
-from studio.finetune.heads import METHODS, Evaluation, Head, evaluate, prototypes, stratified_split, train_linear_probe
-from studio.finetune.store import ClassifierStore, SavedVersion
+from studio.heldout import stratified_split
 from studio.progress import Progress, no_progress, scaled
+from studio.scores import ranked
 
 log = logging.getLogger(__name__)
 _EMBED_BATCH = 32
@@ -105,6 +107,7 @@ class TrainingRun:
         n_train: Training examples.
         notices: Sentences about the data (too few for a split, mixed sizes...).
         seconds: Wall time of embedding + training.
+        runtime: What the image encoder ran on (`studio.backends.base.RuntimeInfo`).
     """
 
     name: str
@@ -118,6 +121,7 @@ class TrainingRun:
     n_train: int
     notices: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    runtime: object = None
 
     @property
     def classes(self) -> list[str]:
@@ -255,6 +259,7 @@ def train_classifier(
         len(train_idx),
         notices,
         {"embedding": embed_s, "training": train_s},
+        task.runtime,
     )
 
 
@@ -317,7 +322,7 @@ def save_run(
     write_onnx = None
     notices = []
     if onnx:
-        from studio.finetune.export import classifier_graph_writer
+        from studio.classifiers.export import classifier_graph_writer
 
         write_onnx = classifier_graph_writer(run.model, store.root.parent, head, notices)
     version = store.save_version(run.name, record, head.arrays(), write_onnx)
@@ -359,9 +364,7 @@ def classify(task, saved: SavedVersion, image, channel_order: str = "RGB"):
             f"“{saved.name}” was trained on another model ({saved.head.get('model') or 'the default model'}); "
             "choose that model to use it."
         )
-    probs = head.probabilities(embeds)[0]
-    order = np.argsort(-probs, kind="stable")
-    labels = [{"label": head.classes[i], "score": float(probs[i])} for i in order]
+    labels = ranked(head.probabilities(embeds)[0], head.classes)
     return ZeroShotResult(labels, (time.perf_counter() - started) * 1000, 0.0, list(saved.notices))
 
 
@@ -371,8 +374,7 @@ def evaluate_folder(task, saved: SavedVersion, folder: Path) -> dict:
     Raises:
         ClassifierError: No sub-folder is named after one of the classifier's classes.
     """
-    from studio.finetune.store import IMAGE_SUFFIXES
-    from studio.media.image import load_image
+    from studio.media.image import IMAGE_SUFFIXES, load_image
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -12,35 +12,26 @@ CLAP, and the zero-shot image model, CLIP):
 Training runs in PyTorch (full batch, Adam, weight decay; a few seconds for a few hundred clips); prediction is plain
 numpy with the saved weights. `train_and_compare` holds out a stratified part of the clips and reports the held-out
 accuracy of both heads beside late fusion (the weighted mean of each model's own zero-shot probabilities over the
-same classes) and each modality alone, so a user sees whether training helped before using a head.
-
-A head is saved under `<models-dir>/fusion-heads/<folder>/` as `head.json` (kind, classes, the models whose
-embeddings it was trained on, evaluation, the sha256 of the weights) and `weights.npz`, written in a temporary folder
-and renamed into place; a head whose weights no longer match their sha256 is refused.
+same classes) and each modality alone, so a user sees whether training helped before using a head. Heads are saved
+by `studio.fusion.store`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from studio.errors import StudioError
+from studio.heldout import accuracy, short_classes, stratified_split
+from studio.media.video import VIDEO_SUFFIXES
+from studio.scores import normalize, softmax
 
 KINDS = ("early", "attention")
-HEADS_DIR = "fusion-heads"
-HEAD_JSON = "head.json"
-WEIGHTS = "weights.npz"
-FORMAT_VERSION = 1
 ATTENTION_SIZE = 64  # the common size both modalities are projected to
 MIN_CLIPS_PER_CLASS = 2  # one to learn from and one to check on
-MAX_NAME_CHARS = 100
 
 
 class FusionHeadError(StudioError):
@@ -127,11 +118,11 @@ class FusionHead:
             ha = np.tanh(a @ w["audio_proj"].T + w["audio_proj_bias"])
             hp = np.tanh(p @ w["picture_proj"].T + w["picture_proj_bias"])
             scores = np.stack([ha @ w["attention"], hp @ w["attention"]], axis=-1)
-            alpha = _softmax(scores)
+            alpha = softmax(scores)
             fused = alpha[:, :1] * ha + alpha[:, 1:] * hp
             logits = fused @ w["classifier"].T + w["classifier_bias"]
             shares = np.repeat(alpha[:, None, :], len(self.classes), axis=1)
-        return _softmax(logits), shares
+        return softmax(logits), shares
 
     def _inputs(self, audio_embeds, picture_embeds) -> tuple[np.ndarray, np.ndarray]:
         a = np.atleast_2d(np.asarray(audio_embeds, np.float64))
@@ -143,7 +134,7 @@ class FusionHead:
                 f"{self.audio_model} and {self.picture_model}."
             )
         w = self.weights
-        return _normalize(a) - w["audio_mean"], _normalize(p) - w["picture_mean"]
+        return normalize(a) - w["audio_mean"], normalize(p) - w["picture_mean"]
 
 
 # Training -----------------------------------------------------------------------------------------------------------
@@ -180,8 +171,8 @@ def train_head(
         raise FusionHeadError(f"There is no “{kind}” fusion; choose one of: {', '.join(KINDS)}.")
     if not examples:
         raise FusionHeadError("There are no labelled clips to learn from.")
-    a = _normalize(np.stack([e.audio_embed for e in examples]).astype(np.float64))
-    p = _normalize(np.stack([e.picture_embed for e in examples]).astype(np.float64))
+    a = normalize(np.stack([e.audio_embed for e in examples]).astype(np.float64))
+    p = normalize(np.stack([e.picture_embed for e in examples]).astype(np.float64))
     audio_mean, picture_mean = a.mean(0), p.mean(0)
     y = torch.tensor([e.label for e in examples])
     xa = torch.tensor(a - audio_mean, dtype=torch.float32)
@@ -240,28 +231,6 @@ def _torch_head(kind: str, audio_dim: int, picture_dim: int, n_classes: int, gen
     return (EarlyFusion if kind == "early" else AttentionFusion)()
 
 
-def stratified_split(labels: list[int], held_out: float = 0.3, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Indices to train on and to hold out: per class, `held_out` of its clips (at least one), chosen at random.
-
-    Raises:
-        FusionHeadError: A class has fewer than `MIN_CLIPS_PER_CLASS` clips.
-    """
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for label in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == label]
-        if len(members) < MIN_CLIPS_PER_CLASS:
-            raise FusionHeadError(
-                f"Each class needs at least {MIN_CLIPS_PER_CLASS} clips (one to learn from, one to check on); "
-                f"class {label + 1} has {len(members)}."
-            )
-        rng.shuffle(members)
-        n_test = min(len(members) - 1, max(1, round(held_out * len(members))))
-        test += members[:n_test]
-        train += members[n_test:]
-    return sorted(train), sorted(test)
-
-
 def late_fusion(audio_probs: np.ndarray, picture_probs: np.ndarray, audio_weight: float) -> np.ndarray:
     """Per-label probabilities combined: `w * audio + (1 - w) * picture` (the rows stay distributions)."""
     w = float(audio_weight)
@@ -292,19 +261,20 @@ def train_and_compare(
     if len(classes) < 2:
         raise FusionHeadError("Fusion heads need at least two classes to tell apart.")
     labels = [e.label for e in examples]
+    for short in short_classes(labels, MIN_CLIPS_PER_CLASS):
+        raise FusionHeadError(
+            f"Each class needs at least {MIN_CLIPS_PER_CLASS} clips (one to learn from, one to check on); "
+            f"class {short + 1} has {labels.count(short)}."
+        )
     train, test = stratified_split(labels, held_out, seed)
     y = np.array([labels[i] for i in test])
-
-    def accuracy(probs) -> float:
-        return float((np.argmax(probs, axis=1) == y).mean())
-
     held = [examples[i] for i in test]
     audio_probs = np.stack([e.audio_probs for e in held])
     picture_probs = np.stack([e.picture_probs for e in held])
     results = {
-        "late": accuracy(late_fusion(audio_probs, picture_probs, audio_weight)),
-        "audio_only": accuracy(audio_probs),
-        "picture_only": accuracy(picture_probs),
+        "late": accuracy(late_fusion(audio_probs, picture_probs, audio_weight), y),
+        "audio_only": accuracy(audio_probs, y),
+        "picture_only": accuracy(picture_probs, y),
     }
     heads = {}
     for i, kind in enumerate(KINDS):
@@ -312,11 +282,11 @@ def train_and_compare(
             progress(i / len(KINDS), f"Training the {kind} fusion head on {len(train)} clips…")
         head = train_head(kind, [examples[j] for j in train], classes, audio_model, picture_model, seed=seed)
         probs, _ = head.predict(np.stack([e.audio_embed for e in held]), np.stack([e.picture_embed for e in held]))
-        results[kind] = accuracy(probs)
+        results[kind] = accuracy(probs, y)
         heads[kind] = head
     evaluation = {
-        "train_clips": len(train),
-        "held_out_clips": len(test),
+        "train_clips": int(len(train)),
+        "held_out_clips": int(len(test)),
         "accuracy": results,
         "audio_weight": audio_weight,
         "classes": list(classes),
@@ -326,179 +296,6 @@ def train_and_compare(
     if progress is not None:
         progress(1.0, "Trained and compared on the held-out clips.")
     return heads, evaluation
-
-
-# Saving and loading -------------------------------------------------------------------------------------------------
-
-
-def heads_dir(models_dir: Path) -> Path:
-    """Where fusion heads are saved: `<models-dir>/fusion-heads/`."""
-    return Path(models_dir) / HEADS_DIR
-
-
-def folder_name(name: str) -> str:
-    """The folder a head of this name is saved in (letters, digits, '-', '_' and '.')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "head"
-
-
-def clean_head_name(name: str | None) -> str:
-    """A head's name with white space tidied.
-
-    Raises:
-        FusionHeadError: Empty or too long.
-    """
-    text = " ".join(str(name or "").split())
-    if not text:
-        raise FusionHeadError("Give the fusion head a name, for example: kitchen sounds.")
-    if len(text) > MAX_NAME_CHARS:
-        raise FusionHeadError(f"Keep the fusion head's name under {MAX_NAME_CHARS} characters.")
-    return text
-
-
-def save_head(head: FusionHead, models_dir: Path, name: str) -> Path:
-    """Saves a head atomically (a temporary folder renamed into place) and returns its folder.
-
-    A head of the same name is replaced only once the new one is completely written.
-    """
-    from studio.atomic import write_json_atomic
-    from studio.export.exporter import _replace_dir
-    from studio.export.manifest import sha256_file
-
-    name = clean_head_name(name)
-    root = heads_dir(models_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{head.kind}-{folder_name(name)}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}.saving-"))
-    try:
-        with open(tmp / WEIGHTS, "wb") as fh:
-            np.savez(fh, **head.weights)
-        meta = {
-            "format": FORMAT_VERSION,
-            "name": name,
-            "kind": head.kind,
-            "classes": list(head.classes),
-            "audio_model": head.audio_model,
-            "picture_model": head.picture_model,
-            "audio_dim": head.audio_dim,
-            "picture_dim": head.picture_dim,
-            "evaluation": head.evaluation,
-            "created": head.created,
-            "weights_sha256": sha256_file(tmp / WEIGHTS),
-        }
-        write_json_atomic(tmp / HEAD_JSON, meta)
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    head.name = name
-    return final
-
-
-def load_head(folder: Path) -> FusionHead:
-    """Loads a saved head, checking its weights against the sha256 recorded when it was saved.
-
-    Raises:
-        FusionHeadError: The folder holds no head.
-        CorruptFusionHeadError: The weights changed since.
-    """
-    from studio.export.manifest import sha256_file
-
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / HEAD_JSON).read_text())
-    except (OSError, ValueError) as exc:
-        raise FusionHeadError(f"There is no fusion head in {folder}.") from exc
-    if not (folder / WEIGHTS).is_file() or sha256_file(folder / WEIGHTS) != meta.get("weights_sha256"):
-        raise CorruptFusionHeadError(
-            f"The fusion head “{meta.get('name', folder.name)}” is damaged (its weights do not match the checksum "
-            "saved with them), so it is not used. Train it again."
-        )
-    with np.load(folder / WEIGHTS) as arrays:
-        weights = {k: arrays[k].astype(np.float64) for k in arrays.files}
-    return FusionHead(
-        kind=meta["kind"],
-        classes=tuple(meta["classes"]),
-        audio_model=meta["audio_model"],
-        picture_model=meta["picture_model"],
-        weights=weights,
-        name=meta.get("name", folder.name),
-        evaluation=meta.get("evaluation", {}),
-        created=meta.get("created", ""),
-    )
-
-
-@dataclass(frozen=True)
-class SavedHead:
-    """A head on disk, as the tab's picker and `studio predict --head` list it."""
-
-    folder: Path
-    name: str
-    kind: str
-    classes: tuple[str, ...]
-    audio_model: str
-    picture_model: str
-    created: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.kind} fusion, {len(self.classes)} classes)"
-
-
-def list_heads(models_dir: Path, kind: str | None = None) -> list[SavedHead]:
-    """The saved heads (of one kind, or all), newest first; unreadable folders are left out."""
-    root = heads_dir(models_dir)
-    out = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.name.startswith(".") or not folder.is_dir():
-            continue
-        try:
-            meta = json.loads((folder / HEAD_JSON).read_text())
-            info = SavedHead(
-                folder,
-                str(meta["name"]),
-                str(meta["kind"]),
-                tuple(meta["classes"]),
-                str(meta["audio_model"]),
-                str(meta["picture_model"]),
-                str(meta.get("created", "")),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if kind is None or info.kind == kind:
-            out.append(info)
-    return sorted(out, key=lambda h: h.created, reverse=True)
-
-
-def find_head(models_dir: Path, kind: str, name: str | None = None) -> FusionHead:
-    """The saved head of a kind with this name (or the newest of that kind), loaded and checked.
-
-    Raises:
-        FusionHeadError: None of that kind (or name) is saved: the sentence says these modes need training.
-    """
-    heads = list_heads(models_dir, kind)
-    if name:
-        heads = [h for h in heads if h.name.casefold() == " ".join(name.split()).casefold() or h.folder.name == name]
-    if not heads:
-        known = ", ".join(h.name for h in list_heads(models_dir, kind))
-        raise FusionHeadError(
-            f"{kind.capitalize()} fusion needs a trained fusion head, and "
-            + (f"none is called “{name}” (saved: {known})." if name and known else "none has been trained yet.")
-            + " Use late fusion, or teach a head with your labelled clips first."
-        )
-    return load_head(heads[0].folder)
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-VIDEO_SUFFIXES = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".ogv"}
 
 
 def collect_clips(folder) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from studio.classifiers.heads import Head
 from studio.families import GraphSpec
-from studio.finetune.heads import Head
 
 log = logging.getLogger(__name__)
 
 
-def _classifier_module(image_encoder, head: Head):
+def classifier_module(image_encoder, head: Head):
+    """The image encoder and a trained head as one module: pixel_values -> probabilities (blended), image_embeds."""
     import torch
 
     class ClassifierGraph(torch.nn.Module):
@@ -50,14 +51,14 @@ GRAPH = GraphSpec(
 )
 
 
-def build_classifier_module(model_dir: Path, head: Head):
+def buildclassifier_module(model_dir: Path, head: Head):
     """The PyTorch module the ONNX graph is exported from (the family's image encoder wrapper + the head)."""
     from studio.families import get_family
 
     family = get_family("clip")
     clip = family.load_model(model_dir)
     encoder = next(g for g in family.GRAPHS if g.name == "image_encoder").build(clip)
-    return _classifier_module(encoder, head)
+    return classifier_module(encoder, head)
 
 
 def export_classifier(model_dir: Path, head: Head, path: Path) -> dict:
@@ -72,7 +73,7 @@ def export_classifier(model_dir: Path, head: Head, path: Path) -> dict:
     from studio.export.exporter import OPSET, check_parity, export_graph, parity_photos
     from studio.media.image import ImagePreprocessing
 
-    module = build_classifier_module(model_dir, head)
+    module = buildclassifier_module(model_dir, head)
     pixels = ImagePreprocessing.from_dir(model_dir).batch(parity_photos())
     example = {"pixel_values": pixels}
     export_graph(module, GRAPH, example, path)

@@ -1,41 +1,31 @@
 """`studio finetune ...` sub-commands, as a table: adding one is one row (name -> help, arguments, handler).
 
-Thin like the rest of the CLI: parse, call `studio.finetune`, print JSON. Heavy imports stay inside the handlers.
+Thin like the rest of the CLI: parse, call the classifier store or `studio.services.classifiers`, print JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Command:
-    """One `studio finetune` sub-command."""
-
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Path], dict]
+from studio.cli.common import BACKENDS, DEVICES, Command, loaded_models, models_dir, tqdm_progress
 
 
-def _store(models_dir: Path):
-    from studio.finetune.store import ClassifierStore
+def _store(args):
+    from studio.classifiers.store import ClassifierStore
 
-    return ClassifierStore(models_dir)
+    return ClassifierStore(models_dir(args))
+
+
+def _service(args):
+    from studio.services.classifiers import ClassifierService
+
+    return ClassifierService(loaded_models(args))
 
 
 def _runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-
-
-def _load_task(model: str | None, models_dir: Path, backend: str, device: str):
-    from studio.cli import _tqdm_progress
-    from studio.tasks.zero_shot import ZeroShotTask
-
-    return ZeroShotTask.load(model, models_dir, backend=backend, device=device, progress=_tqdm_progress("Loading"))
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
 
 
 # create ----------------------------------------------------------------------------------------------------------
@@ -47,8 +37,8 @@ def _create_args(p):
     p.add_argument("--model", default=None, help="zero-shot model (hub id or folder) to build on (default: default)")
 
 
-def _create(args, models_dir):
-    meta = _store(models_dir).create(args.name, args.classes, args.model)
+def _create(args):
+    meta = _store(args).create(args.name, args.classes, args.model)
     return {"created": meta["name"], "model": meta["model"], "classes": [c["name"] for c in meta["classes"]]}
 
 
@@ -62,10 +52,10 @@ def _add_args(p):
     p.add_argument("--folder", type=Path, default=None, help="a folder with one sub-folder of pictures per class")
 
 
-def _add(args, models_dir):
+def _add(args):
     from studio.errors import ClassifierError
 
-    store = _store(models_dir)
+    store = _store(args)
     if args.folder is not None:
         if args.images or args.class_name:
             raise ClassifierError("Give either --folder or pictures with --class, not both.")
@@ -82,14 +72,14 @@ def _remove_args(p):
     p.add_argument("--example", required=True, help="the example's hash, as `studio finetune examples` lists it")
 
 
-def _remove(args, models_dir):
-    store = _store(models_dir)
+def _remove(args):
+    store = _store(args)
     store.remove_example(args.name, args.example)
     return {"removed": args.example, "classifier": store.summary(args.name)}
 
 
-def _examples(args, models_dir):
-    examples = _store(models_dir).examples(args.name)
+def _examples(args):
+    examples = _store(args).examples(args.name)
     return {
         "name": args.name,
         "examples": {c: [{"hash": d, "file": str(f)} for d, f in v] for c, v in examples.items()},
@@ -100,7 +90,7 @@ def _examples(args, models_dir):
 
 
 def _train_args(p):
-    # Literal choices (studio.finetune.heads.METHODS): building the parser must not import numpy, for a fast --help.
+    # Literal choices (studio.classifiers.heads.METHODS): building the parser must not import numpy, for a fast --help.
     p.add_argument("name", help="the classifier")
     p.add_argument("--method", choices=("linear", "prototype"), default="linear", help="the head to train and save")
     p.add_argument("--blend", type=float, default=0.5, help="0 = zero-shot only, 1 = trained head only")
@@ -109,22 +99,17 @@ def _train_args(p):
     _runtime_args(p)
 
 
-def _train(args, models_dir):
-    from studio.cli import _tqdm_progress
-    from studio.finetune.training import check_blend, check_trainable, save_run, train_classifier
-
-    check_blend(args.blend)
-    store = _store(models_dir)
-    check_trainable(store, args.name)  # say what is missing before loading a model
-    meta = store.meta(args.name)
-    task = _load_task(meta.get("model"), models_dir, args.backend, args.device)
-    run = train_classifier(task, store, args.name, args.method, args.blend, _tqdm_progress("Training"))
-    out = {**run.report(), "runtime": task.runtime.as_dict(), "saved": None}
-    if not args.no_save:
-        saved = save_run(run, store, onnx=not args.no_onnx)
-        out["saved"] = {"version": saved.version, "folder": str(saved.directory), "onnx": saved.head.get("onnx")}
-        out["notices"] = out["notices"] + saved.notices
-    return out
+def _train(args):
+    return _service(args).train(
+        args.name,
+        args.method,
+        args.blend,
+        save=not args.no_save,
+        onnx=not args.no_onnx,
+        backend=args.backend,
+        device=args.device,
+        progress=tqdm_progress("Training"),
+    )
 
 
 def _eval_args(p):
@@ -140,23 +125,15 @@ def _eval_args(p):
     _runtime_args(p)
 
 
-def _eval(args, models_dir):
-    from studio.finetune.training import evaluate_folder
-
-    saved = _store(models_dir).load(args.name, args.version)
-    out = {
-        "name": saved.name,
-        "version": saved.version,
-        "classes": saved.classes,
-        "method": saved.head["method"],
-        "blend": saved.head["blend"],
-        "saved_held_out": {k: saved.head.get(k) for k in ("held_out", "accuracy", "confusion")},
-        "notices": saved.notices,
-    }
-    if args.folder is not None:
-        task = _load_task(saved.head.get("model"), models_dir, args.backend, args.device)
-        out["folder"] = evaluate_folder(task, saved, args.folder)
-    return out
+def _eval(args):
+    return _service(args).evaluate(
+        args.name,
+        args.version,
+        args.folder,
+        backend=args.backend,
+        device=args.device,
+        progress=tqdm_progress("Loading"),
+    )
 
 
 def _contrastive_args(p):
@@ -169,21 +146,16 @@ def _contrastive_args(p):
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
-def _contrastive(args, models_dir):
-    from studio.cli import _tqdm_progress
-    from studio.finetune.contrastive import ContrastiveSettings, fine_tune
-
-    settings = ContrastiveSettings(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size)
-    report = fine_tune(
-        _store(models_dir),
+def _contrastive(args):
+    return _service(args).fine_tune(
         args.name,
-        models_dir,
-        settings,
-        device=args.device,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
         resume=not args.restart,
-        progress=_tqdm_progress("Fine-tuning"),
+        device=args.device,
+        progress=tqdm_progress("Fine-tuning"),
     )
-    return report.as_dict()
 
 
 # list / rename / delete / export / import ------------------------------------------------------------------------
@@ -193,8 +165,8 @@ def _name_arg(p):
     p.add_argument("name", help="the classifier")
 
 
-def _list(args, models_dir):
-    return {"models_dir": str(models_dir), "classifiers": _store(models_dir).list()}
+def _list(args):
+    return {"models_dir": str(models_dir(args)), "classifiers": _store(args).list()}
 
 
 def _rename_args(p):
@@ -202,12 +174,12 @@ def _rename_args(p):
     p.add_argument("new_name", help="its new name")
 
 
-def _rename(args, models_dir):
-    return {"renamed": args.name, "to": _store(models_dir).rename(args.name, args.new_name)}
+def _rename(args):
+    return {"renamed": args.name, "to": _store(args).rename(args.name, args.new_name)}
 
 
-def _delete(args, models_dir):
-    _store(models_dir).delete(args.name)
+def _delete(args):
+    _store(args).delete(args.name)
     return {"deleted": args.name}
 
 
@@ -216,8 +188,8 @@ def _export_args(p):
     p.add_argument("--out", type=Path, required=True, help="the zip file to write (or a folder to write it into)")
 
 
-def _export(args, models_dir):
-    return {"exported": args.name, "zip": str(_store(models_dir).export_zip(args.name, args.out))}
+def _export(args):
+    return {"exported": args.name, "zip": str(_store(args).export_zip(args.name, args.out))}
 
 
 def _import_args(p):
@@ -225,13 +197,13 @@ def _import_args(p):
     p.add_argument("--name", default=None, help="import under this name instead of the one in the zip")
 
 
-def _import(args, models_dir):
-    store = _store(models_dir)
+def _import(args):
+    store = _store(args)
     name = store.import_zip(args.zip, args.name)
     return {"imported": name, "classifier": store.summary(name)}
 
 
-COMMANDS: dict[str, Command] = {
+FINETUNE: dict[str, Command] = {
     "create": Command("make a classifier with a name and classes", _create_args, _create),
     "add": Command("add example pictures to a class, or a folder of sub-folders per class", _add_args, _add),
     "examples": Command("list a classifier's examples by class", _name_arg, _examples),

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from studio.atomic import replaced_on_success
+from studio.classifiers.store import ClassifierStore
+from studio.classifiers.training import HELD_OUT_FRACTION, TrainingCancelled, check_trainable
 from studio.errors import ClassifierError
-from studio.finetune.heads import stratified_split
-from studio.finetune.store import ClassifierStore
-from studio.finetune.training import HELD_OUT_FRACTION, TrainingCancelled, check_trainable
+from studio.heldout import stratified_split
 from studio.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -144,11 +144,10 @@ def fine_tune(
         notices.append("Too few examples to keep some aside for testing, so no held-out accuracy can be measured.")
 
     progress(0.02, "Loading the model for fine-tuning…")
-    model = get_family("clip").load_model(source.local_dir).to(dev)
+    family = get_family(source.family)
+    model = family.load_model(source.local_dir).to(dev)
     prep = ImagePreprocessing.from_dir(source.local_dir)
-    from studio.families.clip import TEXT_MAX_LENGTH
-
-    tokens = TextTokenizer(source.local_dir, TEXT_MAX_LENGTH)([TEMPLATE.format(c) for c in classes])
+    tokens = TextTokenizer(source.local_dir, family.TEXT_MAX_LENGTH)([TEMPLATE.format(c) for c in classes])
     input_ids = torch.from_numpy(tokens["input_ids"]).to(dev)
     attention = torch.from_numpy(tokens["attention_mask"]).to(dev)
     pixels = torch.from_numpy(prep.batch([load_image(p) for p in items]))

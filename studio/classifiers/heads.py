@@ -16,24 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from studio.progress import Progress, no_progress
+from studio.scores import normalize, softmax
 
 METHODS = {"linear": "Linear probe (logistic regression)", "prototype": "Prototypes (class means)"}
 # Weight decay of the probe: strong enough to keep a handful of examples from being memorized into huge weights.
 WEIGHT_DECAY = 1e-3
 MAX_STEPS = 100
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length."""
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -136,25 +124,6 @@ def prototypes(embeds: np.ndarray, labels: np.ndarray, n_classes: int, logit_sca
     """Class-mean prototypes as a linear head: weight = logit_scale * normalized means, bias 0."""
     means = np.stack([embeds[labels == c].mean(axis=0) for c in range(n_classes)])
     return (logit_scale * normalize(means)).astype(np.float32), np.zeros(n_classes, np.float32)
-
-
-def stratified_split(labels: np.ndarray, fraction: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, keeps about `fraction` of the examples (at least one, never all) out for testing.
-
-    Returns:
-        (train indices, held-out indices); held-out is empty when some class has fewer than 2 examples.
-    """
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    counts = np.bincount(labels)
-    if counts.size == 0 or counts.min() < 2:
-        return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
-    for c in range(counts.size):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = min(len(idx) - 1, max(1, round(len(idx) * fraction)))
-        test.extend(idx[:k])
-        train.extend(idx[k:])
-    return np.sort(np.array(train)), np.sort(np.array(test))
 
 
 @dataclass

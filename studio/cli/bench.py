@@ -1,0 +1,63 @@
+"""`studio bench TASK`: full-size architectures with random weights, ONNX Runtime against PyTorch in one run.
+
+A row per benchmark: the module whose `run_bench` measures it, its default number of runs, and which of the shared
+options (--batch, --no-int8) it takes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from studio.cli.common import DEVICES, Command, tqdm_progress
+
+
+@dataclass(frozen=True)
+class Bench:
+    module: str
+    runs: int
+    batch: bool = False
+    int8: bool = False
+
+
+BENCHES = {
+    "zero-shot": Bench("studio.bench.zero_shot", runs=30, batch=True, int8=True),
+    "caption": Bench("studio.bench.caption", runs=30),
+    "finetune": Bench("studio.bench.finetune", runs=30, batch=True),
+    "video": Bench("studio.bench.video", runs=30),
+    "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
+}
+
+
+def _arguments(bench: Bench):
+    def add(p):
+        p.add_argument("--model", default=None, help="registry hub id whose architecture to build (random weights)")
+        p.add_argument(
+            "--runs", type=int, default=bench.runs, help=f"timed runs per measurement (default {bench.runs})"
+        )
+        p.add_argument("--device", choices=DEVICES, default="cpu")
+        if bench.batch:
+            p.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
+        if bench.int8:
+            p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
+
+    return add
+
+
+def _runner(bench: Bench):
+    def run(args) -> dict:
+        options = {"batch": args.batch} if bench.batch else {}
+        if bench.int8:
+            options["int8"] = not args.no_int8
+        run_bench = importlib.import_module(bench.module).run_bench
+        return run_bench(
+            model=args.model, runs=args.runs, device=args.device, progress=tqdm_progress("Benchmark"), **options
+        )
+
+    return run
+
+
+BENCH: dict[str, Command] = {
+    name: Command(f"benchmark {name}: ONNX Runtime against PyTorch", _arguments(b), _runner(b))
+    for name, b in BENCHES.items()
+}

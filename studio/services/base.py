@@ -1,0 +1,86 @@
+"""What every service shares: the loaded models of this process, and how a result says what ran it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.progress import Progress
+from studio.task_cache import TaskCache
+
+
+class LoadedModels:
+    """The tasks this process has loaded, shared by every service (and so by every tab and command).
+
+    One cache per task class, keyed by (model, backend, device, variant): the Zero-shot, Sound & scene and
+    Fine-tune tabs picking the same CLIP share one loaded copy, and each task loads once even when many requests
+    ask for it at the same moment.
+
+    Args:
+        models_dir: Root of exports and local model copies.
+        size: How many loaded models of one task to keep (each holds its weights in memory).
+    """
+
+    def __init__(self, models_dir: Path, size: int = 3) -> None:
+        self.models_dir = Path(models_dir)
+        self._size = size
+        self._caches: dict[type, TaskCache] = {}
+
+    def _cache(self, task_class) -> TaskCache:
+        if task_class not in self._caches:
+
+            def load(model, backend, device, variant, progress=None):
+                extra = {"progress": progress} if progress is not None else {}
+                return task_class.load(model, self.models_dir, backend=backend, device=device, variant=variant, **extra)
+
+            self._caches.setdefault(task_class, TaskCache(load, size=self._size))
+        return self._caches[task_class]
+
+    def get(
+        self,
+        task_class,
+        model: str | None = None,
+        backend: str = "auto",
+        device: str = "auto",
+        variant: str = "fp32",
+        progress: Progress | None = None,
+    ):
+        """The loaded task for these choices, loading it (with progress) the first time.
+
+        Args:
+            task_class: A `studio.tasks.base.GraphTask` subclass.
+            model: Hub id or model folder; None or "" for the task's default model.
+            backend: "auto", "onnx" or "torch".
+            device: "auto", "cuda" or "cpu".
+            variant: "fp32" or "int8".
+            progress: Receives fractions and sentences while a model downloads, exports or loads.
+        """
+        return self._cache(task_class).get((model or None, backend, device, variant), progress=progress)
+
+    def drop(self, model: str | None) -> None:
+        """Forgets every loaded task of a model (after it was exported again), so the next request loads the new
+        export."""
+        for cache in self._caches.values():
+            cache.drop(lambda key: key[0] == (model or None))
+
+
+def model_name(task) -> str:
+    """The name of the model a loaded task runs: the hub id or folder its export was made from, else its folder."""
+    from studio.export.manifest import read_manifest
+
+    manifest = read_manifest(Path(task.graphs.files_dir))
+    if manifest:
+        source = manifest["source"]
+        return source.get("id") or source.get("path")
+    return str(task.graphs.files_dir)
+
+
+def ran_on(task) -> dict:
+    """What ran a result, for the result's dict: model, backend ("onnx"/"torch"), provider, and the runtime report
+    read back from the session that ran (never the one requested)."""
+    runtime = task.runtime
+    return {
+        "model": model_name(task),
+        "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
+        "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
+        "runtime": runtime.as_dict(),
+    }

@@ -1,0 +1,47 @@
+"""Speech to text: a recording in, the words said out (spoken questions in the Ask tab, `studio predict
+speech-to-text`)."""
+
+from __future__ import annotations
+
+from studio.progress import Progress, no_progress
+from studio.services.base import LoadedModels, ran_on
+
+TASK = "speech-to-text"
+
+
+class TranscribeService:
+    """Writes down what is said in a recording.
+
+    Args:
+        models: The process's loaded models.
+    """
+
+    def __init__(self, models: LoadedModels) -> None:
+        self.models = models
+
+    def __call__(
+        self, audio, *, model: str | None = None, device: str = "auto", progress: Progress = no_progress
+    ) -> dict:
+        """Transcribes one recording.
+
+        Args:
+            audio: A file path (any format ffmpeg reads), its bytes, Gradio's (rate, array) tuple, or a `Waveform`.
+            model: Hub id or model folder (None: Whisper tiny.en).
+            device: "auto", "cuda" or "cpu" (the model runs on PyTorch).
+            progress: Receives fractions and sentences while the model loads.
+
+        Returns:
+            {"task", "model", "backend", "provider", "runtime", "text", "latency_ms", "duration_s", "tokens",
+            "windows", "notices"}.
+
+        Raises:
+            BadAudioError: The recording cannot be listened to (checked before the model loads).
+            NoWordsError: The model heard no words.
+        """
+        from studio.media.audio import load_audio
+        from studio.tasks.transcribe import TranscribeTask
+
+        waveform = load_audio(audio, 16000)  # say what is wrong with the recording before loading a model
+        task = self.models.get(TranscribeTask, model, "auto", device, "fp32", progress)
+        result = task(waveform if waveform.rate == task.sampling_rate else audio)
+        return {"task": TASK, **ran_on(task), **result.as_dict(), "notices": list(task.graphs.notices)}
