@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.errors import ClassifierError, CorruptClassifierError
 from studio.classifiers.heads import train_linear_probe
-from studio.heldout import stratified_split
 from studio.classifiers.store import ClassifierStore
 from studio.classifiers.training import classify, head_of, save_run, train_classifier
+from studio.errors import ClassifierError, CorruptClassifierError
+from studio.heldout import stratified_split
 from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import REPO, assert_plain_sentence
 
