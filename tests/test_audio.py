@@ -6,7 +6,10 @@ ffmpeg's own decoding, mix-down and resampling (`ffmpeg -ac 1 -ar 16000`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
+import tracemalloc
 import wave
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from studio.media.audio import (
     Waveform,
     is_silent,
     load_audio,
+    sound_windows,
 )
 from tests.tiny_whisper import ffmpeg, ffmpeg_decode, speak_wav
 
@@ -254,6 +258,78 @@ def test_two_minute_recordings_are_refused(folder, speech):
     # The limit is the caller's: a task that transcribes files may allow more.
     assert load_audio(path, RATE, max_duration_s=None).duration_s == pytest.approx(120, abs=0.01)
     assert load_audio(mp3, RATE, max_duration_s=180).duration_s == pytest.approx(120, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def stereo_44k(folder) -> tuple[Path, np.ndarray]:
+    """3.5 s of 44.1 kHz stereo WAV (a tone in one channel, a square wave near full scale in the other, both with
+    noise) and its int16 frames. Lossy codecs overshoot full scale on the square wave."""
+    rng = np.random.default_rng(3)
+    t = np.arange(int(44100 * 3.5)) / 44100
+    frames = np.stack([0.8 * np.sin(2 * np.pi * 330 * t), 0.9 * np.sign(np.sin(2 * np.pi * 200 * t))], axis=1)
+    frames = np.clip(np.round((frames + rng.standard_normal(frames.shape) * 0.03) * 32768), -32768, 32767)
+    return write_wav(folder / "stereo-44k.wav", 44100, frames.astype(np.int16)), frames.astype(np.int16)
+
+
+def decoded_by_ffmpeg(path: Path, channels: int) -> np.ndarray:
+    """ffmpeg's own decoding at the file's rate and channels, as (n, channels) float32: a reference."""
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "f32le", "pipe:1"]
+    done = subprocess.run(command, capture_output=True, timeout=60, check=True)
+    return np.frombuffer(done.stdout, np.float32).reshape(-1, channels)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".ogg"])
+def test_load_audio_is_the_windows_put_together(folder, stereo_44k, suffix):
+    """`load_audio` and `sound_windows` read through one reader: the non-overlapping windows of a 44.1 kHz stereo
+    recording, end to end, are `load_audio`'s samples exactly; and both are the whole recording mixed down and
+    resampled at once by scipy (decoded samples past full scale clipped, as every block is)."""
+    wav, frames = stereo_44k
+    path = folder / f"stereo-44k{suffix}"
+    if suffix == ".wav":
+        decoded = frames / 32768.0
+    else:
+        ffmpeg(["-i", str(wav), str(path)])
+        decoded = np.clip(decoded_by_ffmpeg(path, 2), -1.0, 1.0)
+    whole = load_audio(path, RATE).samples
+    windows = list(sound_windows(path, RATE, RATE))
+    assert len(windows) == 4 and [w.start_s for w in windows] == [0.0, 1.0, 2.0, 3.0]  # the last one is 0.5 s
+    np.testing.assert_array_equal(np.concatenate([w.samples for w in windows]), whole)
+    reference = np.clip(resample_poly(decoded.astype(np.float64).mean(axis=1), 160, 441), -1.0, 1.0)
+    assert len(whole) == len(reference)
+    np.testing.assert_allclose(whole, reference, atol=1e-6)
+
+
+def test_a_long_question_is_refused_while_it_is_read(folder):
+    """Twenty minutes of FLAC given as a question: refused once a minute of it is read, never decoded whole."""
+    path = folder / "twenty-minutes.flac"
+    ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=1200", str(path)])
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordingTooLongError, match="over 60 seconds long"):
+            load_audio(path, RATE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole_bytes = 1200 * RATE * 4  # the recording decoded whole at 16 kHz: 77 MB
+    assert peak < whole_bytes / 8, f"peak {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["before-the-header", "after-the-header"])
+def test_a_stuck_ffmpeg_is_stopped(tmp_path, monkeypatch, header):
+    """An ffmpeg that stops writing, before or after the WAV header it streams, is ended after FFMPEG_TIMEOUT_S."""
+    # The header of a float WAV, mono at 16 kHz, of unknown length (as ffmpeg writes to a pipe).
+    wav_header = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x03\0\x01\0\x80>\0\0\0\xfa\0\0\x04\0 \0data\xff\xff\xff\xff"
+    stuck = tmp_path / "bin" / "ffmpeg"
+    stuck.parent.mkdir()
+    stuck.write_text(
+        f"#!{sys.executable}\nimport sys, time\n"
+        f"sys.stdout.buffer.write({wav_header if header else b''!r})\nsys.stdout.flush()\ntime.sleep(60)\n"
+    )
+    stuck.chmod(0o755)
+    monkeypatch.setenv("PATH", str(stuck.parent))
+    monkeypatch.setattr(audio, "FFMPEG_TIMEOUT_S", 0.5)
+    with pytest.raises(UnreadableAudioError, match="The file song.mp3 took too long to decode; it may be damaged."):
+        load_audio(_file(tmp_path / "song.mp3", bytes(range(256)) * 9), RATE)
 
 
 def test_video_without_sound(tmp_path):

@@ -342,12 +342,12 @@ class RollingListener:
             samples: (n,) or (n, channels) samples: float in [-1, 1] or integers (scaled like WAV samples).
             rate: Their rate.
         """
-        from studio.media.audio import StreamResampler, _array_to_float, _to_mono
+        from studio.media.audio import StreamResampler, samples_to_float, to_mono
 
         if rate not in self._resamplers:
             # Small blocks: a live stream should not wait long for its resampled sound.
             self._resamplers = {rate: StreamResampler(rate, self.task.rate, block=rate // 20)}
-        mono = self._resamplers[rate].push(_to_mono(_array_to_float(np.asarray(samples))))
+        mono = self._resamplers[rate].push(to_mono(samples_to_float(np.asarray(samples))))
         return self._steps(mono)
 
     def flush(self) -> list[WindowEvents]:
@@ -403,13 +403,13 @@ def listen(chunks, listener: RollingListener, seconds: float | None = None):
 
 def file_chunks(path, chunk_s: float = 0.1):
     """A recording as (samples, rate) chunks of `chunk_s`, as a microphone would deliver it (at the file's rate)."""
-    from studio.media.audio import _open_sound, _to_mono
+    from studio.media.audio import open_sound, to_mono
 
-    reader = _open_sound(path)
+    reader = open_sound(path)
     step = max(1, int(chunk_s * reader.rate))
     try:
         for block in reader.blocks:
-            mono = _to_mono(block)
+            mono = to_mono(block)
             for i in range(0, len(mono), step):
                 yield mono[i : i + step], reader.rate
     finally:
