@@ -28,24 +28,6 @@ class TaskCache:
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
 
-    @classmethod
-    def of(cls, task_class, models_dir, option_names: tuple[str, ...] = ()) -> TaskCache:
-        """A cache of a `GraphTask` subclass, keyed by (model, backend, device, *options named `option_names`).
-
-        Args:
-            task_class: The task to load (its `load(model, models_dir, backend=, device=, progress=, **options)`).
-            models_dir: Root of exports and local copies.
-            option_names: Names of further load options that are part of the key, e.g. ("variant",).
-        """
-
-        def load(model, backend, device, *options, progress=None):
-            extra = dict(zip(option_names, options))
-            if progress is not None:
-                extra["progress"] = progress
-            return task_class.load(model, models_dir, backend=backend, device=device, **extra)
-
-        return cls(load)
-
     def get(self, key: tuple, **kwargs) -> Any:
         """The task for `key` (a tuple of the loader's positional arguments), loading it if needed."""
         with self._lock:

@@ -255,7 +255,7 @@ def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_d
     """Clips in one folder per class: both heads trained and saved, compared with late fusion, then used."""
     import shutil
 
-    from studio.services.base import LoadedModels
+    from studio.services.base import LoadedModels, Runtime
     from studio.services.sound_scene import SoundSceneService
     from tests.tiny_whisper import ffmpeg
 
@@ -282,7 +282,7 @@ def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_d
     assert classes == ("knocking", "talking") and len(clips) == 6
     service = SoundSceneService(LoadedModels(models_dir))
     taught = service.teach(
-        folder, "my clips", sound_model=str(tiny_clap_dir), image_model=str(tiny_clip_dir), image_backend="torch"
+        folder, "my clips", sound=Runtime(str(tiny_clap_dir)), picture=Runtime(str(tiny_clip_dir), backend="torch")
     )
     evaluation, saved = taught["evaluation"], taught["saved"]
     assert len(saved) == 2 and evaluation["held_out_clips"] == 2

@@ -69,6 +69,18 @@ def add_runtime(p: argparse.ArgumentParser, variant: bool = True, help_model: st
         p.add_argument("--variant", choices=("fp32", "int8"), default="fp32", help="int8: the quantized model")
 
 
+def runtime_of(args: argparse.Namespace):
+    """The `studio.services.base.Runtime` of --model, --backend, --device and --variant."""
+    from studio.services.base import Runtime
+
+    return Runtime(
+        model=getattr(args, "model", None),
+        backend=getattr(args, "backend", "auto"),
+        device=getattr(args, "device", "auto"),
+        variant=getattr(args, "variant", "fp32"),
+    )
+
+
 def models_dir(args: argparse.Namespace) -> Path:
     """The models directory: --models-dir, else `studio.paths.default_models_dir()`."""
     from studio.paths import default_models_dir

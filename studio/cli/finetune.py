@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from studio.cli.common import BACKENDS, DEVICES, Command, loaded_models, models_dir, tqdm_progress
+from studio.cli.common import BACKENDS, DEVICES, Command, loaded_models, models_dir, runtime_of, tqdm_progress
 
 
 def _store(args):
@@ -106,8 +106,7 @@ def _train(args):
         args.blend,
         save=not args.no_save,
         onnx=not args.no_onnx,
-        backend=args.backend,
-        device=args.device,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Training"),
     )
 
@@ -130,8 +129,7 @@ def _eval(args):
         args.name,
         args.version,
         args.folder,
-        backend=args.backend,
-        device=args.device,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Loading"),
     )
 

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from studio.cli.common import BACKENDS, DEVICES, TASKS, Command, models_dir, say, tqdm_progress
+from studio.cli.common import BACKENDS, DEVICES, TASKS, Command, models_dir, runtime_of, say, tqdm_progress
 
 
 def _export_args(p):
@@ -71,9 +71,7 @@ def _listen(args) -> int:
         args.labels,
         window_s=args.window,
         every_s=args.every,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Loading the sound model"),
     )
     say(f"listening to {where} ({listener.task.runtime.label}); Ctrl+C stops.")

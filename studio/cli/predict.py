@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from studio.cli.common import DEVICES, Command, add_runtime, loaded_models, tqdm_progress
+from studio.cli.common import DEVICES, Command, add_runtime, loaded_models, runtime_of, tqdm_progress
 
 # zero-shot ---------------------------------------------------------------------------------------------------------
 
@@ -33,10 +34,7 @@ def _zero_shot(args) -> dict:
         classifier=args.classifier,
         template_mode="ensemble" if args.ensemble else "single",
         template=args.template,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
-        variant=args.variant,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Zero-shot"),
     )
 
@@ -70,10 +68,7 @@ def _caption(args) -> dict:
         repetition_penalty=args.repetition_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         describe_people=args.describe_people,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
-        variant=args.variant,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Caption"),
     )
     if args.speak:
@@ -108,10 +103,7 @@ def _vqa(args) -> dict:
         question_audio=args.question_audio,
         top_k=args.top_k,
         describe_people=args.describe_people,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
-        variant=args.variant,
+        runtime=runtime_of(args),
         stt_model=args.stt_model,
         progress=tqdm_progress("Question"),
     )
@@ -130,7 +122,7 @@ def _speech_to_text(args) -> dict:
     from studio.services.transcribe import TranscribeService
 
     return TranscribeService(loaded_models(args))(
-        args.audio, model=args.model, device=args.device, progress=tqdm_progress("Speech to text")
+        args.audio, runtime=runtime_of(args), progress=tqdm_progress("Speech to text")
     )
 
 
@@ -162,10 +154,7 @@ def _video(args) -> dict:
         stride_seconds=args.stride_seconds,
         top_k=args.top_k,
         labels=args.labels,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
-        variant=args.variant,
+        runtime=runtime_of(args),
         progress=tqdm_progress("Video"),
     )
 
@@ -206,13 +195,8 @@ def _av_events(args) -> dict:
         audio_weight=args.audio_weight,
         head=args.head,
         hop_seconds=args.hop,
-        sound_model=args.model,
-        sound_backend=args.backend,
-        sound_device=args.device,
-        image_model=args.image_model,
-        image_backend=args.backend,
-        image_device=args.device,
-        variant=args.variant,
+        sound=runtime_of(args),
+        picture=replace(runtime_of(args), model=args.image_model),
         progress=tqdm_progress("Listening and looking"),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress, scaled
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 from studio.services.transcribe import TranscribeService
 
 TASK = "vqa"
@@ -28,10 +28,7 @@ class AskService:
         question_audio=None,
         top_k: int = 5,
         describe_people: bool = False,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
         stt_model: str | None = None,
         channel_order: str = "RGB",
         progress: Progress = no_progress,
@@ -44,8 +41,8 @@ class AskService:
             question_audio: A recording of the question: it is written down first, and the result says what was heard.
             top_k: How many answers to list (models with a fixed answer list).
             describe_people: Keep words about people's age and looks in the answer.
-            model, backend, device, variant: Which question-answering model runs, and on what.
-            stt_model: The speech-to-text model for `question_audio`.
+            runtime: Which question-answering model, and on what.
+            stt_model: The speech-to-text model for `question_audio` (on the same device).
             channel_order: "RGB", or "BGR" for OpenCV frames.
             progress: Receives fractions and sentences while the models load.
 
@@ -63,10 +60,11 @@ class AskService:
         picture = load_image(image, channel_order)
         heard = None
         if question_audio is not None:
-            heard = self.transcribe(question_audio, model=stt_model, device=device, progress=scaled(progress, 0, 0.5))
+            stt = Runtime(model=stt_model, device=runtime.device)
+            heard = self.transcribe(question_audio, runtime=stt, progress=scaled(progress, 0, 0.5))
             question = heard["text"]
         question = clean_question(question)
-        task = self.models.get(VqaTask, model, backend, device, variant, progress)
+        task = self.models.get(VqaTask, runtime, progress)
         result = task(picture, question, top_k=top_k, describe_people=describe_people)
         out = {"task": TASK, **ran_on(task), **result.as_dict()}
         if heard is not None:

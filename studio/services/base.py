@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.progress import Progress
 from studio.task_cache import TaskCache
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Which model does a job, and on what: the choices of the model panel or of --model/--backend/--device/--variant.
+
+    Attributes:
+        model: Hub id or local model folder; None for the task's default model.
+        backend: "auto" (ONNX Runtime once exported, else PyTorch), "onnx" (export first if needed) or "torch".
+        device: "auto" (CUDA if there is a GPU), "cuda" or "cpu".
+        variant: "fp32", or "int8" (the quantized graphs, ONNX Runtime only).
+    """
+
+    model: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    variant: str = "fp32"
 
 
 class LoadedModels:
@@ -35,26 +53,16 @@ class LoadedModels:
             self._caches.setdefault(task_class, TaskCache(load, size=self._size))
         return self._caches[task_class]
 
-    def get(
-        self,
-        task_class,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
-        progress: Progress | None = None,
-    ):
+    def get(self, task_class, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded task for these choices, loading it (with progress) the first time.
 
         Args:
             task_class: A `studio.tasks.base.GraphTask` subclass.
-            model: Hub id or model folder; None or "" for the task's default model.
-            backend: "auto", "onnx" or "torch".
-            device: "auto", "cuda" or "cpu".
-            variant: "fp32" or "int8".
+            runtime: Which model, and on what.
             progress: Receives fractions and sentences while a model downloads, exports or loads.
         """
-        return self._cache(task_class).get((model or None, backend, device, variant), progress=progress)
+        key = (runtime.model or None, runtime.backend, runtime.device, runtime.variant)
+        return self._cache(task_class).get(key, progress=progress)
 
     def drop(self, model: str | None) -> None:
         """Forgets every loaded task of a model (after it was exported again), so the next request loads the new

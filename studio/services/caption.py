@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studio.progress import Progress, no_progress
 from studio.scores import cosine_distance
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 
 TASK = "caption"
 SETTINGS_REPORTED = ("num_beams", "max_new_tokens", "repetition_penalty", "no_repeat_ngram_size", "min_new_tokens")
@@ -20,11 +20,11 @@ class CaptionService:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
-    def task(self, model=None, backend="auto", device="auto", variant="fp32", progress: Progress | None = None):
+    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded captioning task."""
         from studio.tasks.caption import CaptionTask
 
-        return self.models.get(CaptionTask, model, backend, device, variant, progress)
+        return self.models.get(CaptionTask, runtime, progress)
 
     def __call__(
         self,
@@ -37,10 +37,7 @@ class CaptionService:
         repetition_penalty: float | None = None,
         no_repeat_ngram_size: int | None = None,
         describe_people: bool = False,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
         channel_order: str = "RGB",
         progress: Progress = no_progress,
     ) -> dict:
@@ -53,7 +50,7 @@ class CaptionService:
             beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size: Decoding values that replace the
                 preset's (None: the preset's).
             describe_people: Keep words about people's age and looks.
-            model, backend, device, variant: Which model runs, and on what.
+            runtime: Which model, and on what.
             channel_order: "RGB", or "BGR" for OpenCV frames.
             progress: Receives fractions and sentences while the model loads.
 
@@ -65,12 +62,10 @@ class CaptionService:
             StudioError: A bad picture, prefix or setting (checked before any model loads), or no model.
         """
         from studio.media.image import load_image
-        from studio.tasks.caption import check_prefix, settings_for
 
         picture = load_image(image, channel_order)
-        check_prefix(prefix)
-        settings = settings_for(verbosity, beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size)
-        task = self.task(model, backend, device, variant, progress)
+        settings = _checked(prefix, verbosity, beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size)
+        task = self.task(runtime, progress)
         result = task(picture, prefix=prefix, settings=settings, describe_people=describe_people)
         return _as_dict(task, result, settings)
 
@@ -80,18 +75,9 @@ class CaptionService:
         *,
         since=None,
         change_threshold: float = 0.15,
-        prefix: str | None = None,
-        verbosity: str = "short",
-        beams: int | None = None,
-        max_new_tokens: int | None = None,
-        repetition_penalty: float | None = None,
-        no_repeat_ngram_size: int | None = None,
-        describe_people: bool = False,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
         channel_order: str = "RGB",
+        **options,
     ) -> dict:
         """Live describe: encodes a camera frame, and writes a caption only if the scene changed since `since`.
 
@@ -99,18 +85,21 @@ class CaptionService:
             frame: The camera frame.
             since: The scene embedding of the last description said (None: describe whatever it shows).
             change_threshold: Cosine distance from `since` above which the scene counts as changed.
-            (the rest as `__call__`)
+            runtime: Which model, and on what.
+            channel_order: "RGB", or "BGR" for OpenCV frames.
+            **options: `__call__`'s prefix, verbosity, decoding values and describe_people.
 
         Returns:
             {"task", "model", "backend", "provider", "runtime", "changed": False, "distance"} when the scene is the
             same; else `__call__`'s dict with "changed": True, "distance" and "scene_embedding" (the frame's summary
             vector, as a list, for the next call's `since`).
         """
-        from studio.tasks.caption import check_prefix, scene_embedding, settings_for
+        from studio.tasks.caption import scene_embedding
 
-        check_prefix(prefix)
-        settings = settings_for(verbosity, beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size)
-        task = self.task(model, backend, device, variant)
+        describe_people = bool(options.pop("describe_people", False))
+        prefix = options.get("prefix")
+        settings = _checked(**options)
+        task = self.task(runtime)
         encoded = task.encode(task.preprocess(frame, channel_order))
         embedding = scene_embedding(encoded)
         distance = 2.0 if since is None else cosine_distance(_as_array(since), embedding)
@@ -123,6 +112,16 @@ class CaptionService:
             "distance": round(distance, 4),
             "scene_embedding": embedding.tolist(),
         }
+
+
+def _checked(
+    prefix=None, verbosity="short", beams=None, max_new_tokens=None, repetition_penalty=None, no_repeat_ngram_size=None
+):
+    """The decoding settings for the user's choices, after the prefix is checked (before any model loads)."""
+    from studio.tasks.caption import check_prefix, settings_for
+
+    check_prefix(prefix)
+    return settings_for(verbosity, beams, max_new_tokens, repetition_penalty, no_repeat_ngram_size)
 
 
 def _as_dict(task, result, settings) -> dict:

@@ -3,10 +3,11 @@ fine-tune the whole model. The store itself (`studio.classifiers.store`) makes, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels
+from studio.services.base import LoadedModels, Runtime
 
 
 class ClassifierService:
@@ -22,11 +23,12 @@ class ClassifierService:
         self.models = models
         self.store = ClassifierStore(models.models_dir)
 
-    def _task(self, name: str, backend: str, device: str, progress: Progress | None):
+    def _task(self, name: str, runtime: Runtime, progress: Progress | None):
+        """The zero-shot task of the model the classifier was made on (its image encoder), in full precision."""
         from studio.tasks.zero_shot import ZeroShotTask
 
         model = self.store.meta(name).get("model")
-        return self.models.get(ZeroShotTask, model, backend, device, "fp32", progress)
+        return self.models.get(ZeroShotTask, replace(runtime, model=model, variant="fp32"), progress)
 
     def train_run(
         self,
@@ -34,8 +36,7 @@ class ClassifierService:
         method: str = "linear",
         blend: float = 0.5,
         *,
-        backend: str = "auto",
-        device: str = "auto",
+        runtime: Runtime = Runtime(),
         progress: Progress = no_progress,
         should_stop=None,
     ):
@@ -45,7 +46,7 @@ class ClassifierService:
             name: The classifier.
             method: "linear" or "prototype": the head the run keeps as its choice.
             blend: 0 (zero-shot only) to 1 (the trained head only).
-            backend, device: What the image encoder runs on.
+            runtime: What the image encoder runs on (its model is the classifier's own).
             progress: Receives fractions and sentences.
             should_stop: Returns True to cancel.
 
@@ -60,7 +61,7 @@ class ClassifierService:
 
         check_blend(blend)
         check_trainable(self.store, name)  # say what is missing before loading a model
-        task = self._task(name, backend, device, progress)
+        task = self._task(name, runtime, progress)
         return train_classifier(task, self.store, name, method, blend, progress, should_stop)
 
     def save(self, run, method: str | None = None, blend: float | None = None, onnx: bool = True):
@@ -81,8 +82,7 @@ class ClassifierService:
         *,
         save: bool = True,
         onnx: bool = True,
-        backend: str = "auto",
-        device: str = "auto",
+        runtime: Runtime = Runtime(),
         progress: Progress = no_progress,
     ) -> dict:
         """Trains, reports the held-out comparison, and saves a new version.
@@ -92,7 +92,7 @@ class ClassifierService:
             "confusion", "loss_curve", "seconds", "notices"}) with "runtime" and "saved" ({"version", "folder",
             "onnx"}, None with save=False).
         """
-        run = self.train_run(name, method, blend, backend=backend, device=device, progress=progress)
+        run = self.train_run(name, method, blend, runtime=runtime, progress=progress)
         out = {**run.report(), "runtime": run.runtime.as_dict(), "saved": None}
         if save:
             saved = self.save(run, onnx=onnx)
@@ -106,8 +106,7 @@ class ClassifierService:
         version: int | None = None,
         folder: Path | None = None,
         *,
-        backend: str = "auto",
-        device: str = "auto",
+        runtime: Runtime = Runtime(),
         progress: Progress = no_progress,
     ) -> dict:
         """A saved version's held-out accuracies, and with `folder` (one sub-folder of test pictures per class)
@@ -125,7 +124,7 @@ class ClassifierService:
             "notices": saved.notices,
         }
         if folder is not None:
-            task = self._task(name, backend, device, progress)
+            task = self._task(name, runtime, progress)
             out["folder"] = evaluate_folder(task, saved, folder)
         return out
 

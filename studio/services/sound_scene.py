@@ -4,7 +4,7 @@ fusion heads."""
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress, scaled
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 
 TASK = "av-events"
 PICTURE_TASK = "zero-shot"
@@ -21,17 +21,17 @@ class SoundSceneService:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
-    def sound_task(self, model=None, backend="auto", device="auto", variant="fp32", progress: Progress | None = None):
+    def sound_task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded sound model's task (AST or CLAP)."""
         from studio.tasks.sound_events import SoundEventsTask
 
-        return self.models.get(SoundEventsTask, model, backend, device, variant, progress)
+        return self.models.get(SoundEventsTask, runtime, progress)
 
-    def picture_task(self, model=None, backend="auto", device="auto", variant="fp32", progress: Progress | None = None):
+    def picture_task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded zero-shot image model's task (CLIP), which scores the picture."""
         from studio.tasks.zero_shot import ZeroShotTask
 
-        return self.models.get(ZeroShotTask, model, backend, device, variant, progress)
+        return self.models.get(ZeroShotTask, runtime, progress)
 
     def heads(self, fusion: str) -> list[dict]:
         """The trained fusion heads of a kind ("early", "attention"), newest first: [{"name", "label"}]."""
@@ -51,13 +51,8 @@ class SoundSceneService:
         head: str | None = None,
         late_if_untrained: bool = False,
         hop_seconds: float | None = None,
-        sound_model: str | None = None,
-        sound_backend: str = "auto",
-        sound_device: str = "auto",
-        image_model: str | None = None,
-        image_backend: str = "auto",
-        image_device: str = "auto",
-        variant: str = "fp32",
+        sound: Runtime = Runtime(),
+        picture: Runtime = Runtime(),
         channel_order: str = "RGB",
         progress: Progress = no_progress,
     ) -> dict:
@@ -76,9 +71,8 @@ class SoundSceneService:
             late_if_untrained: With no trained head for early/attention fusion, use late fusion and say so (instead
                 of refusing).
             hop_seconds: Seconds between the sound's windows (None: one window, no overlap).
-            sound_model, sound_backend, sound_device: The sound model and what it runs on.
-            image_model, image_backend, image_device: The zero-shot image model and what it runs on.
-            variant: "fp32" or "int8", for both models.
+            sound: The sound model (AST or CLAP) and what it runs on.
+            picture: The zero-shot image model (CLIP) and what it runs on.
             channel_order: "BGR" for OpenCV camera frames.
             progress: Receives fractions and sentences (long recordings take a while).
 
@@ -112,14 +106,14 @@ class SoundSceneService:
             except NoSoundTrackError:
                 sound_source = None  # its pictures alone; the result says so
         chosen_head, fusion = self._head(fusion, head, late_if_untrained, notices)
-        sound = picture = None
+        hearing = looking = None
         if sound_source is not None:
-            sound = self.sound_task(sound_model, sound_backend, sound_device, variant, progress)
-            notices += sound.graphs.notices
+            hearing = self.sound_task(sound, progress)
+            notices += hearing.graphs.notices
         if image is not None or video is not None:
-            picture = self.picture_task(image_model, image_backend, image_device, variant, progress)
-            notices += picture.graphs.notices
-        result = AvEvents(sound, picture)(
+            looking = self.picture_task(picture, progress)
+            notices += looking.graphs.notices
+        result = AvEvents(hearing, looking)(
             audio=audio,
             image=image,
             video=video,
@@ -132,11 +126,11 @@ class SoundSceneService:
         )
         out = {
             "task": TASK,
-            "sound_model": ran_on(sound)["model"] if sound else None,
-            "image_model": ran_on(picture)["model"] if picture else None,
+            "sound_model": ran_on(hearing)["model"] if hearing else None,
+            "image_model": ran_on(looking)["model"] if looking else None,
             "runtime": {
-                "sound": sound.runtime.as_dict() if sound else None,
-                "picture": picture.runtime.as_dict() if picture else None,
+                "sound": hearing.runtime.as_dict() if hearing else None,
+                "picture": looking.runtime.as_dict() if looking else None,
             },
             **result.as_dict(),
         }
@@ -174,9 +168,7 @@ class SoundSceneService:
         *,
         window_s: float = 5.0,
         every_s: float = 1.0,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
+        runtime: Runtime = Runtime(),
         progress: Progress | None = None,
     ):
         """A live listener (`studio.tasks.sound_events.RollingListener`): feed it microphone chunks, it hears the
@@ -190,7 +182,7 @@ class SoundSceneService:
 
         if window_s <= 0 or every_s <= 0:
             raise StudioError("The window and the time between steps must be more than 0 seconds.")
-        task = self.sound_task(model, backend, device, progress=progress)
+        task = self.sound_task(runtime, progress)
         return RollingListener(task, labels, window_s=window_s, every_s=every_s)
 
     def teach(
@@ -199,12 +191,8 @@ class SoundSceneService:
         name: str,
         *,
         audio_weight: float = 0.5,
-        sound_model: str | None = None,
-        sound_backend: str = "auto",
-        sound_device: str = "auto",
-        image_model: str | None = None,
-        image_backend: str = "auto",
-        image_device: str = "auto",
+        sound: Runtime = Runtime(),
+        picture: Runtime = Runtime(),
         progress: Progress = no_progress,
     ) -> dict:
         """Trains both fusion heads on a folder of labelled clips (one sub-folder of videos per class), compares them
@@ -226,9 +214,7 @@ class SoundSceneService:
 
         name = clean_head_name(name)
         classes, clips = collect_clips(folder)
-        sound = self.sound_task(sound_model, sound_backend, sound_device, progress=progress)
-        picture = self.picture_task(image_model, image_backend, image_device, progress=progress)
-        av = AvEvents(sound, picture)
+        av = AvEvents(self.sound_task(sound, progress), self.picture_task(picture, progress))
         examples = []
         for i, (path, label) in enumerate(clips):
             progress(0.8 * i / len(clips), f"Hearing and looking at clip {i + 1} of {len(clips)} ({path.name})…")
@@ -239,8 +225,8 @@ class SoundSceneService:
         heads, evaluation = train_and_compare(
             examples,
             classes,
-            sound_model or "",
-            image_model or "",
+            sound.model or "",
+            picture.model or "",
             audio_weight=audio_weight,
             progress=scaled(progress, 0.8, 0.98),
         )

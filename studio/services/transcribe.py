@@ -4,7 +4,7 @@ speech-to-text`)."""
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 
 TASK = "speech-to-text"
 
@@ -19,15 +19,12 @@ class TranscribeService:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
-    def __call__(
-        self, audio, *, model: str | None = None, device: str = "auto", progress: Progress = no_progress
-    ) -> dict:
+    def __call__(self, audio, *, runtime: Runtime = Runtime(), progress: Progress = no_progress) -> dict:
         """Transcribes one recording.
 
         Args:
             audio: A file path (any format ffmpeg reads), its bytes, Gradio's (rate, array) tuple, or a `Waveform`.
-            model: Hub id or model folder (None: Whisper tiny.en).
-            device: "auto", "cuda" or "cpu" (the model runs on PyTorch).
+            runtime: The model (None: Whisper tiny.en) and device; it runs on PyTorch.
             progress: Receives fractions and sentences while the model loads.
 
         Returns:
@@ -42,6 +39,6 @@ class TranscribeService:
         from studio.tasks.transcribe import TranscribeTask
 
         waveform = load_audio(audio, 16000)  # say what is wrong with the recording before loading a model
-        task = self.models.get(TranscribeTask, model, "auto", device, "fp32", progress)
+        task = self.models.get(TranscribeTask, runtime, progress)
         result = task(waveform if waveform.rate == task.sampling_rate else audio)
         return {"task": TASK, **ran_on(task), **result.as_dict(), "notices": list(task.graphs.notices)}

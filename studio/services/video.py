@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from studio.errors import StudioError
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 
 TASK = "video"
 TIMELINE_LABELS = 5  # the overall top actions whose probability is given for every window
@@ -22,11 +22,11 @@ class VideoService:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
-    def task(self, model=None, backend="auto", device="auto", variant="fp32", progress: Progress | None = None):
+    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded video task."""
         from studio.tasks.video import VideoTask
 
-        return self.models.get(VideoTask, model, backend, device, variant, progress)
+        return self.models.get(VideoTask, runtime, progress)
 
     def wants_labels(self, model: str | None) -> bool:
         """Whether a model compares videos with typed actions (X-CLIP) rather than knowing its own actions."""
@@ -45,10 +45,7 @@ class VideoService:
         stride_seconds: float | None = None,
         top_k: int = 5,
         labels: str | list[str] | None = None,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
         progress: Progress = no_progress,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> dict:
@@ -60,7 +57,7 @@ class VideoService:
             stride_seconds: Seconds between window starts (None: the window, no overlap).
             top_k: Actions listed per window and overall.
             labels: The actions to look for, for X-CLIP models (others know their own, and say so if given some).
-            model, backend, device, variant: Which model runs, and on what.
+            runtime: Which model, and on what.
             progress: Receives fractions and sentences, window by window.
             cancelled: Polled between frames; the windows done so far are returned with "cancelled": true.
 
@@ -77,8 +74,8 @@ class VideoService:
         from studio.tasks.video import check_labels
 
         open_video(video)  # say what is wrong with the video and the actions before loading a model
-        check_labels(labels, zero_shot=self.wants_labels(model))
-        task = self.task(model, backend, device, variant, progress)
+        check_labels(labels, zero_shot=self.wants_labels(runtime.model))
+        task = self.task(runtime, progress)
         result = task.classify_video(
             video, window_seconds, stride_seconds, top_k=top_k, progress=progress, cancelled=cancelled, labels=labels
         )
@@ -98,10 +95,7 @@ class VideoService:
         *,
         top_k: int = 5,
         labels: str | list[str] | None = None,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
     ) -> dict:
         """Classifies one clip given as frames (the live camera's last seconds, picked evenly by the caller).
 
@@ -109,11 +103,11 @@ class VideoService:
             {"task", "model", "backend", "provider", "runtime", "top": [{"label", "score"}], "frames_per_clip",
             "notices"}.
         """
-        task = self.task(model, backend, device, variant)
+        task = self.task(runtime)
         top = task.classify_frames(frames, top_k=top_k, labels=labels)
         notices = task.graphs.notices + task.resolve_labels(labels)[1]
         return {"task": TASK, **ran_on(task), "top": top, "frames_per_clip": task.frames_per_clip, "notices": notices}
 
-    def frames_per_clip(self, model=None, backend="auto", device="auto", variant="fp32") -> int:
+    def frames_per_clip(self, runtime: Runtime = Runtime()) -> int:
         """How many frames the model looks at per clip (the camera picks that many from its buffer)."""
-        return self.task(model, backend, device, variant).frames_per_clip
+        return self.task(runtime).frames_per_clip

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from studio.errors import StudioError
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, ran_on
+from studio.services.base import LoadedModels, Runtime, ran_on
 
 TASK = "zero-shot"
 
@@ -23,11 +24,11 @@ class ZeroShotService:
         self._classifiers: dict = {}
         self._lock = threading.Lock()
 
-    def task(self, model=None, backend="auto", device="auto", variant="fp32", progress: Progress | None = None):
+    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded zero-shot task (also the image encoder that custom classifiers and fusion build on)."""
         from studio.tasks.zero_shot import ZeroShotTask
 
-        return self.models.get(ZeroShotTask, model, backend, device, variant, progress)
+        return self.models.get(ZeroShotTask, runtime, progress)
 
     def saved_classifier(self, name: str):
         """A saved custom classifier, its files verified once per saved version (not once per camera frame).
@@ -59,10 +60,7 @@ class ZeroShotService:
         classifier: str | None = None,
         template_mode: str = "single",
         template: str | None = None,
-        model: str | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        variant: str = "fp32",
+        runtime: Runtime = Runtime(),
         channel_order: str = "RGB",
         progress: Progress = no_progress,
     ) -> dict:
@@ -75,10 +73,7 @@ class ZeroShotService:
                 and model).
             template_mode: "single" or "ensemble" (CLIP's 8 averaged templates); ignored with `classifier`.
             template: The single template, with {} where the label goes (default "a photo of a {}.").
-            model: Hub id or model folder (None: the default; with `classifier`, None or the classifier's model).
-            backend: "auto", "onnx" or "torch".
-            device: "auto", "cuda" or "cpu".
-            variant: "fp32" or "int8" (the quantized image encoder).
+            runtime: Which model and on what (with `classifier`, its model is None or the classifier's own).
             channel_order: "RGB", or "BGR" for OpenCV frames.
             progress: Receives fractions and sentences while the model loads.
 
@@ -94,11 +89,11 @@ class ZeroShotService:
         from studio.tasks.zero_shot import parse_labels, templates_for
 
         if classifier:
-            return self._with_classifier(image, classifier, model, backend, device, variant, channel_order, progress)
+            return self._with_classifier(image, classifier, runtime, channel_order, progress)
         parse_labels(labels)  # say what is wrong with the labels before loading a model
         templates = templates_for(template_mode, template)
         picture = load_image(image, channel_order)
-        task = self.task(model, backend, device, variant, progress)
+        task = self.task(runtime, progress)
         result = task(picture, labels, templates=templates)
         return {
             "task": TASK,
@@ -110,19 +105,19 @@ class ZeroShotService:
             "notices": task.graphs.notices + result.notices,
         }
 
-    def _with_classifier(self, image, name, model, backend, device, variant, channel_order, progress) -> dict:
+    def _with_classifier(self, image, name: str, runtime: Runtime, channel_order: str, progress: Progress) -> dict:
         from studio.classifiers.training import classify
         from studio.media.image import load_image
 
         picture = load_image(image, channel_order)  # say what is wrong with the picture before loading a model
         saved = self.saved_classifier(name)
         trained_on = saved.head.get("model")
-        if model and model != trained_on:
+        if runtime.model and runtime.model != trained_on:
             raise StudioError(
                 f"“{saved.name}” was trained on {trained_on or 'the default model'}; leave the model unset (or choose "
                 "that one) to use it."
             )
-        task = self.task(trained_on, backend, device, variant, progress)
+        task = self.task(replace(runtime, model=trained_on), progress)
         result = classify(task, saved, picture)
         return {
             "task": TASK,

@@ -12,6 +12,7 @@ import logging
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.services.base import Runtime
 from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel
@@ -57,9 +58,7 @@ class AskTab:
                 image,
                 question,
                 describe_people=describe_people,
-                model=model,
-                backend=backend,
-                device=device,
+                runtime=Runtime(model, backend, device),
                 progress=ui_progress(progress),
             )
             audio = self.speech(result["answer"], speak, source, wpm, voice, can_speak)
@@ -83,7 +82,8 @@ class AskTab:
         try:
             if recording is None:
                 raise StudioError("Nothing was recorded. Press the microphone button, ask your question, then stop.")
-            result = self.service.transcribe(recording, model=model, device=device, progress=ui_progress(progress))
+            runtime = Runtime(model, device=device)
+            result = self.service.transcribe(recording, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "ask-heard")
         heard = f"Heard: “{result['text']}”. Check the question, then press Ask or Enter."

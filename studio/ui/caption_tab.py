@@ -13,6 +13,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.narration import Narrator
+from studio.services.base import Runtime
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -85,9 +86,8 @@ class CaptionTab:
         try:
             if image is None:
                 raise StudioError("There is no photo yet. Upload one or pick an example below.")
-            result = self.service(
-                image, **what, model=model, backend=backend, device=device, progress=ui_progress(progress)
-            )
+            runtime = Runtime(model, backend, device)
+            result = self.service(image, **what, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
@@ -134,7 +134,6 @@ class CaptionTab:
         import numpy as np
 
         what = _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
-        what.update(model=model, backend=backend, device=device)
         speech = (speak, source, wpm, voice, can_speak)
         session = session_of(request)
         skip = (gr.skip(),) * 6
@@ -147,7 +146,11 @@ class CaptionTab:
 
             def look(image):
                 return self.service.describe_if_changed(
-                    image, since=narrator.reference(), change_threshold=narrator.change_threshold, **what
+                    image,
+                    since=narrator.reference(),
+                    change_threshold=narrator.change_threshold,
+                    runtime=Runtime(model, backend, device),
+                    **what,
                 )
 
             result, stats = self.gate.submit(session, frame, look)

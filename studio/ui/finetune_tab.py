@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.services.base import Runtime
 from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -254,9 +255,8 @@ class FinetuneTab:
         try:
             if not name:
                 raise StudioError("Create or choose a classifier first.")
-            run = self.service.train_run(
-                name, method, blend, backend=backend, device=device, progress=ui_progress(progress)
-            )
+            runtime = Runtime(backend=backend, device=device)
+            run = self.service.train_run(name, method, blend, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
             skip = (gr.skip(),) * 7
             return (*skip, problem(str(exc), REGION), gr.skip())

@@ -15,6 +15,7 @@ import threading
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.services.base import Runtime
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -85,12 +86,8 @@ class SoundTab:
                 audio_weight=float(audio_weight),
                 head=head_name,
                 late_if_untrained=True,
-                sound_model=sound_model,
-                sound_backend=sound_backend,
-                sound_device=sound_device,
-                image_model=picture_model,
-                image_backend=picture_backend,
-                image_device=picture_device,
+                sound=Runtime(sound_model, sound_backend, sound_device),
+                picture=Runtime(picture_model, picture_backend, picture_device),
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
@@ -121,18 +118,12 @@ class SoundTab:
             return gr.skip(), gr.skip(), gr.skip()
         rate, samples = chunk
         try:
-            task = self.service.sound_task(sound_model, sound_backend, sound_device)
-            key = (sound_model or None, sound_backend, sound_device, labels if task.takes_typed_labels else None)
+            runtime = Runtime(sound_model, sound_backend, sound_device)
+            task = self.service.sound_task(runtime)
+            key = (runtime, labels if task.takes_typed_labels else None)
             entry = self.listeners.get(session)
             if entry is None or entry[0] != key:
-                listener = self.service.listener(
-                    labels,
-                    window_s=LIVE_WINDOW_S,
-                    every_s=LIVE_EVERY_S,
-                    model=sound_model,
-                    backend=sound_backend,
-                    device=sound_device,
-                )
+                listener = self.service.listener(labels, window_s=LIVE_WINDOW_S, every_s=LIVE_EVERY_S, runtime=runtime)
                 entry = self.listeners[session] = (key, listener, threading.Lock())
             _, listener, lock = entry
             with lock:
@@ -196,12 +187,8 @@ class SoundTab:
                 folder,
                 name,
                 audio_weight=float(audio_weight),
-                sound_model=sound_model,
-                sound_backend=sound_backend,
-                sound_device=sound_device,
-                image_model=picture_model,
-                image_backend=picture_backend,
-                image_device=picture_device,
+                sound=Runtime(sound_model, sound_backend, sound_device),
+                picture=Runtime(picture_model, picture_backend, picture_device),
                 progress=ui_progress(progress),
             )
         except StudioError as exc:

@@ -11,6 +11,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
+from studio.services.base import Runtime
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -62,9 +63,7 @@ class VideoTab:
                 window_seconds=window_s,
                 stride_seconds=stride_s,
                 labels=labels,
-                model=model,
-                backend=backend,
-                device=device,
+                runtime=Runtime(model, backend, device),
                 progress=ui_progress(progress),
                 cancelled=lambda: session in self.stop_requests,
             )
@@ -119,10 +118,11 @@ class VideoTab:
         buffer.seconds = float(seconds)
         buffer.add(now, frame)
         if buffer.due(now, float(interval)):
+            runtime = Runtime(model, backend, device)
 
             def work(timed):
-                frames = spread(timed, self.service.frames_per_clip(model, backend, device))
-                return self.service.classify_frames(frames, labels=labels, model=model, backend=backend, device=device)
+                frames = spread(timed, self.service.frames_per_clip(runtime))
+                return self.service.classify_frames(frames, labels=labels, runtime=runtime)
 
             buffer.start(now, work)
         finished = buffer.take()

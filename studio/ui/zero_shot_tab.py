@@ -9,6 +9,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.progress import Progress, no_progress
+from studio.services.base import Runtime
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -55,10 +56,8 @@ class ZeroShotTab:
             classifier=classifier or None,
             template_mode=template_mode,
             template=template,
-            model=None if classifier else model,  # a saved classifier runs on the model it was trained with
-            backend=backend,
-            device=device,
-            variant=variant,
+            # A saved classifier runs on the model it was trained with.
+            runtime=Runtime(None if classifier else model, backend, device, variant),
             progress=progress,
         )
 
