@@ -10,12 +10,17 @@ Target on a 2-core CPU: ONNX Runtime at least 10x real time for AST.
 
 from __future__ import annotations
 
-import platform
-import tempfile
 import time
-from pathlib import Path
 
-from studio.bench.timing import build_bench_model, ratio, time_calls
+from studio.bench.timing import (
+    RANDOM_WEIGHTS,
+    build_bench_model,
+    export_checked,
+    machine,
+    ratio,
+    scratch_folder,
+    time_calls,
+)
 from studio.progress import Progress, no_progress, scaled
 
 TASK = "av-events"
@@ -38,11 +43,7 @@ def run_bench(
     from studio.registry import REGISTRY
 
     names = [model] if model else [r.hub_id for r in REGISTRY.for_task(TASK)]
-    report: dict = {
-        "task": TASK,
-        "weights": "random (full-size architecture built from its config; cost does not depend on weight values)",
-        "models": {},
-    }
+    report: dict = {"task": TASK, "weights": RANDOM_WEIGHTS, "models": {}}
     for i, name in enumerate(names):
         report["models"][name] = _bench_one(
             name, runs, device, int8, scaled(progress, i / len(names), (i + 1) / len(names))
@@ -66,7 +67,6 @@ def run_bench(
 def _bench_one(name: str, runs: int, device: str, int8: bool, progress: Progress) -> dict:
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import TorchBackend
-    from studio.export.exporter import check_parity, export_graph
     from studio.export.quantize import cosine_rows, quantize_graph
     from studio.media.synthetic_sounds import synthetic_sounds
 
@@ -85,16 +85,14 @@ def _bench_one(name: str, runs: int, device: str, int8: bool, progress: Progress
         "family": family,
         "window_s": round(window_s, 3),
         "input_shape": list(one[feature_input].shape),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": bench.threads, "device": device},
+        "machine": machine(device, bench.threads),
     }
-    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
-        work = Path(work)
-        path = work / f"{graph.name}.onnx"
-        progress(0.1, f"Exporting the {graph.name.replace('_', ' ')} to ONNX…")
+    with scratch_folder() as work:
         started = time.perf_counter()
-        export_graph(module, graph, two, path)
+        paths, parity = export_checked(bench.graphs, {graph.name: (module, two)}, work, scaled(progress, 0.1, 0.3))
+        path = paths[graph.name]
         out["export_s"] = round(time.perf_counter() - started, 1)
-        out["parity_max_abs_diff"] = check_parity(module, graph, two, path)
+        out["parity_max_abs_diff"] = parity[graph.name]
         engines = {
             "torch": TorchBackend(module, graph.input_names, graph.output_names, device=device),
             "onnx_fp32": OnnxBackend(path, device=device),

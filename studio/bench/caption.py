@@ -7,13 +7,10 @@ what random weights happen to say. Reported: the image encoder, the 20-token dec
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from studio.bench.timing import build_bench_model, ratio, time_calls
-from studio.progress import Progress, no_progress
+from studio.bench.timing import build_bench_model, export_checked, ratio, report_header, scratch_folder, time_calls
+from studio.progress import Progress, no_progress, scaled
 
 TASK = "caption"
 NEW_TOKENS = 20
@@ -32,7 +29,6 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
 
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import torch_device
-    from studio.export.exporter import check_parity, export_graph
     from studio.families.blip import BlipDecoderSteps
     from studio.generation import GenerationSettings, generate
 
@@ -58,27 +54,12 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
         "cross_k": cross_k.numpy(),
         "cross_v": cross_v.numpy(),
     }
-    report: dict = {
-        "task": TASK,
-        "model": spec.hub_id,
-        "weights": "random (full-size architecture built from its config; cost does not depend on weight values)",
-        "machine": {"cores": threads, "device": device},
-        "new_tokens": NEW_TOKENS,
-    }
-    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
-        work = Path(work)
-        progress(0.1, "Exporting the image encoder to ONNX…")
-        export_graph(encoder, graphs["image_encoder"], {"pixel_values": pixels_2}, work / "image_encoder.onnx")
-        progress(0.3, "Exporting the text decoder to ONNX…")
-        export_graph(decoder, graphs["text_decoder"], decoder_example, work / "text_decoder.onnx")
-        report["parity_max_abs_diff"] = {
-            "image_encoder": check_parity(
-                encoder, graphs["image_encoder"], {"pixel_values": pixels_2}, work / "image_encoder.onnx"
-            ),
-            "text_decoder": check_parity(decoder, graphs["text_decoder"], decoder_example, work / "text_decoder.onnx"),
-        }
-        ort_encoder = OnnxBackend(work / "image_encoder.onnx", device=device)
-        ort_decoder = OnnxBackend(work / "text_decoder.onnx", device=device)
+    report: dict = {**report_header(TASK, spec.hub_id, device, threads), "new_tokens": NEW_TOKENS}
+    with scratch_folder() as work:
+        examples = {"image_encoder": (encoder, {"pixel_values": pixels_2}), "text_decoder": (decoder, decoder_example)}
+        paths, report["parity_max_abs_diff"] = export_checked(graphs, examples, work, scaled(progress, 0.1, 0.5))
+        ort_encoder = OnnxBackend(paths["image_encoder"], device=device)
+        ort_decoder = OnnxBackend(paths["text_decoder"], device=device)
         report["runtime"] = {"onnx": ort_encoder.runtime.label}
         one = {"pixel_values": rng.standard_normal((1, 3, size, size), dtype=np.float32)}
         fixed = GenerationSettings(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)

@@ -7,15 +7,12 @@ ONNX Runtime; the image encoder + head graph's latency; and the time to train th
 
 from __future__ import annotations
 
-import platform
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from studio.bench.timing import build_bench_model, time_calls
-from studio.progress import Progress, no_progress
+from studio.bench.timing import build_bench_model, export_checked, report_header, scratch_folder, time_calls
+from studio.progress import Progress, no_progress, scaled
 
 TARGET_PROBE_SECONDS = 5.0
 PROBE_CLASSES = 10
@@ -38,7 +35,6 @@ def run_bench(
     from studio.backends.pytorch import TorchBackend
     from studio.classifiers.export import GRAPH, classifier_module
     from studio.classifiers.heads import Head, prototypes, train_linear_probe
-    from studio.export.exporter import check_parity, export_graph
     from studio.scores import normalize
 
     progress(0.02, "Building the full-size model with random weights…")
@@ -50,12 +46,7 @@ def run_bench(
     encoder = bench.graphs["image_encoder"].build(clip).eval()
     spec = bench.graphs["image_encoder"]
     pixels = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
-    report: dict = {
-        "task": "finetune",
-        "model": bench.spec.hub_id,
-        "weights": "random (full-size architecture built from its config; cost does not depend on weight values)",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": bench.threads, "device": device},
-    }
+    report: dict = report_header("finetune", bench.spec.hub_id, device, bench.threads)
 
     # The probe on cached embeddings: clustered random unit vectors, 200 examples of 10 classes.
     progress(0.05, "Training the linear probe on 200 cached embeddings…")
@@ -78,14 +69,11 @@ def run_bench(
     }
     report["prototypes_200x10_seconds"] = round(proto_s, 5)
 
-    with tempfile.TemporaryDirectory(prefix="studio-bench-ft-") as work:
-        work = Path(work)
-        progress(0.1, "Exporting the image encoder to ONNX…")
+    with scratch_folder() as work:
         example = {"pixel_values": pixels[:2]}
-        export_graph(encoder, spec, example, work / "image_encoder.onnx")
-        report["parity_max_abs_diff"] = {
-            "image_encoder": check_parity(encoder, spec, example, work / "image_encoder.onnx")
-        }
+        _, report["parity_max_abs_diff"] = export_checked(
+            bench.graphs, {spec.name: (encoder, example)}, work, scaled(progress, 0.1, 0.3)
+        )
         engines = {
             "torch": TorchBackend(encoder, ("pixel_values",), ("image_embeds",), device=device),
             "onnx_fp32": OnnxBackend(work / "image_encoder.onnx", device=device),
@@ -100,7 +88,6 @@ def run_bench(
         report[f"embedding_images_per_s_batch{batch}"] = throughput
         report["embedding_speedup_onnx_vs_torch"] = round(throughput["onnx_fp32"] / throughput["torch"], 2)
 
-        progress(0.7, "Exporting the image encoder + head graph…")
         head = Head(
             tuple(f"class {i}" for i in range(PROBE_CLASSES)),
             weight,
@@ -111,8 +98,10 @@ def run_bench(
             "linear",
         )
         module = classifier_module(encoder, head)
-        export_graph(module, GRAPH, example, work / "classifier.onnx")
-        report["parity_max_abs_diff"]["classifier"] = check_parity(module, GRAPH, example, work / "classifier.onnx")
+        _, parity = export_checked(
+            {GRAPH.name: GRAPH}, {GRAPH.name: (module, example)}, work, scaled(progress, 0.7, 0.8)
+        )
+        report["parity_max_abs_diff"].update(parity)
         graph = OnnxBackend(work / "classifier.onnx", device=device)
         one = {"pixel_values": pixels[:1]}
         report["classifier_graph_batch1_ms"] = time_calls(lambda: graph.run(one), runs)

@@ -1,13 +1,24 @@
-"""Timing helpers shared by benchmarks."""
+"""What every benchmark shares: timing, the machine it ran on, the full-size model, exporting its graphs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from studio.progress import Progress, no_progress
+
+RANDOM_WEIGHTS = "random (full-size architecture built from its config; cost does not depend on weight values)"
+# The CPU features that decide how fast fp32 and int8 matrix products run: reported with every benchmark, since the
+# machines benchmarks run on differ (AVX2 only, or AVX-512 with VNNI and BF16, or AMX).
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def time_calls(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict:
@@ -30,6 +41,64 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int = 3) -> dict:
         "mean_ms": round(float(arr.mean()), 2),
         "runs": runs,
     }
+
+
+def machine(device: str, threads: int | None = None) -> dict:
+    """The machine a benchmark ran on: CPU model, its relevant instruction-set flags, cores used, device asked for."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:  # not Linux: the model name from platform is what there is
+        pass
+    return {
+        "cpu": name,
+        "cpu_flags": [f for f in _CPU_FLAGS if f in flags],
+        "cores": threads or os.cpu_count() or 1,
+        "device": device,
+    }
+
+
+def report_header(task: str, model: str, device: str, threads: int) -> dict:
+    """The first fields of every benchmark report: what was measured, with what weights, on what machine."""
+    return {"task": task, "model": model, "weights": RANDOM_WEIGHTS, "machine": machine(device, threads)}
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A temporary folder for a benchmark's graphs, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
+        yield Path(work)
+
+
+def export_checked(
+    graphs: dict, examples: dict[str, tuple], work: Path, progress: Progress = no_progress
+) -> tuple[dict[str, Path], dict[str, float]]:
+    """Exports graphs to ONNX in `work` and checks each against its PyTorch module, as real exports are.
+
+    Args:
+        graphs: GraphSpecs by name (a family's graphs).
+        examples: (PyTorch module, example inputs) by the name of each graph to export.
+        work: A scratch folder.
+        progress: Receives fractions and sentences.
+
+    Returns:
+        The graphs' paths and their largest differences from PyTorch, by graph name.
+    """
+    from studio.export.exporter import check_parity, export_graph
+
+    paths, parity = {}, {}
+    for i, (name, (module, example)) in enumerate(examples.items()):
+        progress(i / len(examples), f"Exporting the {name.replace('_', ' ')} to ONNX…")
+        paths[name] = Path(work) / f"{name}.onnx"
+        export_graph(module, graphs[name], example, paths[name])
+        parity[name] = check_parity(module, graphs[name], example, paths[name])
+    return paths, parity
 
 
 def ratio(slow: float, fast: float) -> float:

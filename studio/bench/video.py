@@ -7,15 +7,13 @@ ratio, and, measured separately, the cost of decoding a clip's window from a vid
 
 from __future__ import annotations
 
-import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from studio.bench.timing import build_bench_model, ratio, time_calls
-from studio.progress import Progress, no_progress
+from studio.bench.timing import build_bench_model, export_checked, ratio, report_header, scratch_folder, time_calls
+from studio.progress import Progress, no_progress, scaled
 
 TASK = "video"
 
@@ -45,7 +43,6 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import TorchBackend
     from studio.errors import StudioError
-    from studio.export.exporter import check_parity, export_graph
     from studio.families.video_classifier import clip_pixels, metadata
     from studio.media.image import ImagePreprocessing
     from studio.media.video import clips_of, open_video
@@ -60,20 +57,12 @@ def run_bench(model: str | None = None, runs: int = 10, device: str = "cpu", pro
     frames, size = arch["num_frames"], arch["image_size"]
     rng = np.random.default_rng(0)
     example = {"pixel_values": rng.standard_normal((1, frames, 3, size, size), dtype=np.float32)}
-    report: dict = {
-        "task": TASK,
-        "model": bench.spec.hub_id,
-        "weights": "random (full-size architecture built from its config; cost does not depend on weight values)",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": bench.threads, "device": device},
-        "frames_per_clip": frames,
-    }
-    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
-        work = Path(work)
-        progress(0.1, "Exporting the classifier to ONNX…")
+    report: dict = {**report_header(TASK, bench.spec.hub_id, device, bench.threads), "frames_per_clip": frames}
+    with scratch_folder() as work:
         # Traced with two clips, as real exports are (see video_classifier.parity_inputs), then timed with one.
         pair = {"pixel_values": np.concatenate([example["pixel_values"], -example["pixel_values"]])}
-        export_graph(module, spec, pair, work / "classifier.onnx")
-        report["parity_max_abs_diff"] = check_parity(module, spec, pair, work / "classifier.onnx")
+        _, parity = export_checked(bench.graphs, {spec.name: (module, pair)}, work, scaled(progress, 0.1, 0.3))
+        report["parity_max_abs_diff"] = parity[spec.name]
         engines = {
             "torch": TorchBackend(module, spec.input_names, spec.output_names, device=device),
             "onnx_fp32": OnnxBackend(work / "classifier.onnx", device=device),

@@ -8,14 +8,10 @@ frame.
 
 from __future__ import annotations
 
-import platform
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from studio.bench.timing import build_bench_model, ratio, time_calls
-from studio.progress import Progress, no_progress
+from studio.bench.timing import build_bench_model, export_checked, ratio, report_header, scratch_folder, time_calls
+from studio.progress import Progress, no_progress, scaled
 
 TASK = "zero-shot"
 # Targets from the issue, on a 2-core CPU.
@@ -45,7 +41,6 @@ def run_bench(
 
     from studio.backends.onnx import OnnxBackend
     from studio.backends.pytorch import TorchBackend
-    from studio.export.exporter import check_parity, export_graph
     from studio.export.quantize import cosine_rows, quantize_graph
     from studio.media.image import ImagePreprocessing
 
@@ -58,24 +53,13 @@ def run_bench(
     text_module = graphs["text_encoder"].build(clip).eval()
     pixels_2 = rng.standard_normal((2, 3, size, size), dtype=np.float32)
     tokens_2 = _prompt_tokens(arch, 2, 12, rng)
-    report: dict = {
-        "task": TASK,
-        "model": spec.hub_id,
-        "weights": "random (full-size architecture built from its config; cost does not depend on weight values)",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": threads, "device": device},
-    }
-    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
-        work = Path(work)
-        progress(0.1, "Exporting the image encoder to ONNX…")
-        export_graph(image_module, graphs["image_encoder"], {"pixel_values": pixels_2}, work / "image_encoder.onnx")
-        progress(0.3, "Exporting the text encoder to ONNX…")
-        export_graph(text_module, graphs["text_encoder"], tokens_2, work / "text_encoder.onnx")
-        report["parity_max_abs_diff"] = {
-            "image_encoder": check_parity(
-                image_module, graphs["image_encoder"], {"pixel_values": pixels_2}, work / "image_encoder.onnx"
-            ),
-            "text_encoder": check_parity(text_module, graphs["text_encoder"], tokens_2, work / "text_encoder.onnx"),
+    report: dict = report_header(TASK, spec.hub_id, device, threads)
+    with scratch_folder() as work:
+        examples = {
+            "image_encoder": (image_module, {"pixel_values": pixels_2}),
+            "text_encoder": (text_module, tokens_2),
         }
+        _, report["parity_max_abs_diff"] = export_checked(graphs, examples, work, scaled(progress, 0.1, 0.4))
         engines = {
             "torch": TorchBackend(image_module, ("pixel_values",), ("image_embeds",), device=device),
             "onnx_fp32": OnnxBackend(work / "image_encoder.onnx", device=device),

@@ -34,6 +34,7 @@ from studio.atomic import replaced_on_success, write_json_atomic
 from studio.errors import ClassifierError, CorruptClassifierError
 from studio.export.manifest import sha256_file
 from studio.media.image import IMAGE_SUFFIXES
+from studio.media.text import typed_items
 
 FORMAT_VERSION = 1
 META = "classifier.json"
@@ -74,16 +75,8 @@ def parse_classes(classes: str | list[str] | None) -> list[str]:
     Raises:
         ClassifierError: Fewer than two classes, a duplicate, or a name that is too long.
     """
-    if classes is None:
-        raw: list[str] = []
-    elif isinstance(classes, str):
-        raw = [p for line in classes.splitlines() for p in line.split(",")]
-    else:
-        raw = [str(c) for c in classes]
     out, seen = [], set()
-    for part in raw:
-        if not " ".join(part.split()):
-            continue
+    for part in typed_items(classes):
         name = clean_name(part, "A class name")
         if name.casefold() in seen:
             raise ClassifierError(f"The class “{name}” is listed twice; give each class once.")

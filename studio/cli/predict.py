@@ -59,15 +59,10 @@ def _caption_args(p):
 def _caption(args) -> dict:
     from studio.services.caption import CaptionService
 
+    decoding = ("prefix", "verbosity", "beams", "max_new_tokens", "repetition_penalty", "no_repeat_ngram_size")
     out = CaptionService(loaded_models(args))(
         args.image,
-        prefix=args.prefix,
-        verbosity=args.verbosity,
-        beams=args.beams,
-        max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        describe_people=args.describe_people,
+        **_options(args, *decoding, "describe_people"),
         runtime=runtime_of(args),
         progress=tqdm_progress("Caption"),
     )
@@ -187,18 +182,17 @@ def _av_events(args) -> dict:
     if not 0.0 <= args.audio_weight <= 1.0:
         raise StudioError(f"--audio-weight must be between 0 and 1, not {args.audio_weight:g}.")
     return SoundSceneService(loaded_models(args))(
-        audio=args.audio,
-        image=args.image,
-        video=args.video,
-        labels=args.labels,
-        fusion=args.fusion,
-        audio_weight=args.audio_weight,
-        head=args.head,
+        **_options(args, "audio", "image", "video", "labels", "fusion", "audio_weight", "head"),
         hop_seconds=args.hop,
         sound=runtime_of(args),
         picture=replace(runtime_of(args), model=args.image_model),
         progress=tqdm_progress("Listening and looking"),
     )
+
+
+def _options(args, *names: str) -> dict:
+    """The arguments of these names, as keyword arguments of a service (they share their names)."""
+    return {name: getattr(args, name) for name in names}
 
 
 PREDICT: dict[str, Command] = {

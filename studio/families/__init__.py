@@ -74,6 +74,61 @@ def get_family(name: str):
     return importlib.import_module(_MODULES[name])
 
 
+def graph_module(model, parts: dict[str, str], forward: Callable):
+    """A module for one graph: the model's `parts` it needs and a `forward` over them.
+
+    Args:
+        model: The loaded Hugging Face model.
+        parts: Attribute of the module -> attribute path in the model ("" for the model itself), e.g.
+            {"tower": "vision_model"}: submodules and parameters, registered so the exporter sees their weights.
+        forward: `forward(self, *inputs)`: its parameters are the graph's inputs in order, its docstring the module's.
+    """
+    import torch
+
+    module = type(forward.__name__.strip("_").title().replace("_", ""), (torch.nn.Module,), {"forward": forward})()
+    module.__doc__ = forward.__doc__
+    for name, path in parts.items():
+        part = model
+        for attribute in filter(None, path.split(".")):
+            part = getattr(part, attribute)
+        setattr(module, name, part)
+    return module
+
+
+def two_tower_graphs(
+    name: str, input_name: str, output_name: str, towers: tuple[str, str], **more
+) -> tuple[GraphSpec, GraphSpec]:
+    """The graphs of a two-tower model (CLIP, CLAP): one projected encoder for pictures or sounds, with a batch axis,
+    and the text encoder.
+
+    Args:
+        name: The encoder graph's name, e.g. "image_encoder".
+        input_name: Its input, e.g. "pixel_values".
+        output_name: Its output, e.g. "image_embeds".
+        towers: The model's (encoder, projection) attribute names, e.g. ("vision_model", "visual_projection").
+        **more: More `GraphSpec` fields of the encoder graph (quantizable, tolerance...).
+    """
+    encoder = lambda model: projected_encoder(model, *towers, (input_name,))  # noqa: E731
+    return (
+        batched_graph(name, (input_name,), (output_name,), encoder, **more),
+        text_encoder_spec(("text_model", "text_projection")),
+    )
+
+
+def batched_graph(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], build: Callable, **more) -> GraphSpec:
+    """A graph whose only dynamic axis is the batch (the first axis of every input and output).
+
+    Args:
+        name: File stem and key.
+        inputs: Input names, in the module's forward order.
+        outputs: Output names, in the module's return order.
+        build: Makes the module from the loaded model.
+        **more: More `GraphSpec` fields (quantizable, tolerance...).
+    """
+    axes = {n: {0: "batch"} for n in (*inputs, *outputs)}
+    return GraphSpec(name=name, input_names=inputs, output_names=outputs, dynamic_axes=axes, build=build, **more)
+
+
 def text_encoder_spec(towers: tuple[str, str], batch_axis: str = "batch") -> GraphSpec:
     """The text encoder graph of a two-tower family: input_ids, attention_mask (N, L) -> text_embeds (N, D).
 
@@ -135,6 +190,25 @@ def projected_encoder(model, tower: str, projection: str, input_names: tuple[str
     if len(input_names) == 1:
         return OneInput()
     raise ValueError(f"no projected encoder takes the inputs {input_names}")
+
+
+def pretrained_functions(config_class: str, model_class: str):
+    """A family's `load_model(model_dir)` and `random_model(architecture, seed)` for one transformers model class.
+
+    Args:
+        config_class: The transformers config class, e.g. "CLIPConfig".
+        model_class: The transformers model class, e.g. "CLIPModel".
+    """
+
+    def load_model(model_dir):
+        return load_pretrained(model_class, model_dir)
+
+    def random_model(architecture, seed: int = 0):
+        return random_pretrained(config_class, model_class, architecture, seed)
+
+    load_model.__doc__ = f"Loads the Hugging Face {model_class} from a model directory, in eval mode, float32."
+    random_model.__doc__ = f"A {model_class} of a registry row's architecture with random weights (benchmarks)."
+    return load_model, random_model
 
 
 def random_pretrained(config_class: str, model_class: str, architecture, seed: int = 0):

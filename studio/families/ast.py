@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained, random_pretrained
+from studio.families import batched_graph, graph_module, pretrained_functions
 
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
 REQUIRED_FILES = (("preprocessor_config.json",),)
@@ -19,31 +19,20 @@ REQUIRED_FILES = (("preprocessor_config.json",),)
 PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our feature extraction"
 
 
-def _classifier(model):
-    import torch
-
-    class AstAudioClassifier(torch.nn.Module):
-        """input_values (N, frames, mel bins) -> logits (N, labels), audio_embeds (N, hidden)."""
-
-        def __init__(self, ast):
-            super().__init__()
-            self.ast = ast.audio_spectrogram_transformer
-            self.classifier = ast.classifier
-
-        def forward(self, input_values):
-            pooled = self.ast(input_values=input_values).pooler_output
-            return self.classifier(pooled), pooled
-
-    return AstAudioClassifier(model)
+def _audio_classifier(self, input_values):
+    """input_values (N, frames, mel bins) -> logits (N, labels), audio_embeds (N, hidden)."""
+    pooled = self.ast(input_values=input_values).pooler_output
+    return self.classifier(pooled), pooled
 
 
 GRAPHS = (
-    GraphSpec(
-        name="audio_classifier",
-        input_names=("input_values",),
-        output_names=("logits", "audio_embeds"),
-        dynamic_axes={"input_values": {0: "batch"}, "logits": {0: "batch"}, "audio_embeds": {0: "batch"}},
-        build=_classifier,
+    batched_graph(
+        "audio_classifier",
+        ("input_values",),
+        ("logits", "audio_embeds"),
+        lambda model: graph_module(
+            model, {"ast": "audio_spectrogram_transformer", "classifier": "classifier"}, _audio_classifier
+        ),
         quantizable=True,
         int8_weights_only=True,
         tolerance={"atol": 2e-4, "rtol": 1e-3},
@@ -51,14 +40,7 @@ GRAPHS = (
 )
 
 
-def load_model(model_dir: Path):
-    """Loads the Hugging Face ASTForAudioClassification from a model directory, in eval mode, float32."""
-    return load_pretrained("ASTForAudioClassification", model_dir)
-
-
-def random_model(architecture: dict, seed: int = 0):
-    """An ASTForAudioClassification of the given architecture with random weights (benchmarks)."""
-    return random_pretrained("ASTConfig", "ASTForAudioClassification", architecture, seed)
+load_model, random_model = pretrained_functions("ASTConfig", "ASTForAudioClassification")
 
 
 def metadata(model) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained, save_processor_files
+from studio.families import GraphSpec, batched_graph, graph_module, load_pretrained, save_processor_files
 from studio.families.blip import decoder_core, empty_cache, text_decoder, text_decoder_spec
 from studio.families.blip import metadata as _caption_metadata
 from studio.families.blip import random_model as _blip_random_model
@@ -24,20 +24,13 @@ REQUIRED_FILES = (
 QUESTION_MAX_LENGTH = 64  # BLIP was fine-tuned on VQAv2 questions, which are short; longer ones are truncated
 
 
+def _vision_states(self, pixel_values):
+    """pixel_values (N, 3, H, W) -> image_embeds (N, patches + 1, D)."""
+    return self.vision_model(pixel_values=pixel_values).last_hidden_state
+
+
 def _image_encoder(model):
-    import torch
-
-    class BlipVqaImageEncoder(torch.nn.Module):
-        """pixel_values (N, 3, H, W) -> image_embeds (N, patches + 1, D)."""
-
-        def __init__(self, blip):
-            super().__init__()
-            self.vision_model = blip.vision_model
-
-        def forward(self, pixel_values):
-            return self.vision_model(pixel_values=pixel_values).last_hidden_state
-
-    return BlipVqaImageEncoder(model)
+    return graph_module(model, {"vision_model": "vision_model"}, _vision_states)
 
 
 def _question_encoder(model):
@@ -69,13 +62,7 @@ def _question_encoder(model):
 _CROSS_AXES = {1: "batch", 3: "question"}
 
 GRAPHS = (
-    GraphSpec(
-        name="image_encoder",
-        input_names=("pixel_values",),
-        output_names=("image_embeds",),
-        dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
-        build=_image_encoder,
-    ),
+    batched_graph("image_encoder", ("pixel_values",), ("image_embeds",), _image_encoder),
     GraphSpec(
         name="question_encoder",
         input_names=("input_ids", "attention_mask", "image_embeds"),

@@ -13,14 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import ModelUnavailableError
-from studio.families import (
-    GraphSpec,
-    load_pretrained,
-    projected_encoder,
-    random_pretrained,
-    save_processor_files,
-    text_encoder_spec,
-)
+from studio.families import load_pretrained, pretrained_functions, two_tower_graphs
+from studio.families import save_processor_files as save_files  # noqa: F401 - the family's save_files
 
 # laion-clap tokenizes at most 77 tokens, as CLIP does; labels are far shorter.
 TEXT_MAX_LENGTH = 77
@@ -31,17 +25,13 @@ REQUIRED_FILES = (
 PARITY_INPUTS = "synthesized sounds (tones, chirp, noise bursts, clicks) through our features; fixed label texts"
 
 
-GRAPHS = (
-    GraphSpec(
-        name="audio_encoder",
-        input_names=("input_features",),
-        output_names=("audio_embeds",),
-        dynamic_axes={"input_features": {0: "batch"}, "audio_embeds": {0: "batch"}},
-        build=lambda model: projected_encoder(model, "audio_model", "audio_projection", ("input_features",)),
-        quantizable=True,
-        tolerance={"atol": 2e-4, "rtol": 1e-3},
-    ),
-    text_encoder_spec(("text_model", "text_projection")),
+GRAPHS = two_tower_graphs(
+    "audio_encoder",
+    "input_features",
+    "audio_embeds",
+    ("audio_model", "audio_projection"),
+    quantizable=True,
+    tolerance={"atol": 2e-4, "rtol": 1e-3},
 )
 
 
@@ -64,17 +54,12 @@ def load_model(model_dir: Path):
     return model
 
 
-def random_model(architecture: dict, seed: int = 0):
-    """A ClapModel of the given architecture with random weights (benchmarks)."""
-    return random_pretrained("ClapConfig", "ClapModel", architecture, seed)
+_, random_model = pretrained_functions("ClapConfig", "ClapModel")
 
 
 def metadata(model) -> dict:
     """CLAP's learned temperature for audio-to-text scores (as `logits_per_audio` uses it)."""
     return {"logit_scale": float(model.logit_scale_a.detach().exp().item()), "kind": "zero-shot"}
-
-
-save_files = save_processor_files
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import (
-    GraphSpec,
-    load_pretrained,
-    projected_encoder,
-    random_pretrained,
-    save_processor_files,
-    text_encoder_spec,
-)
+from studio.families import pretrained_functions, two_tower_graphs
+from studio.families import save_processor_files as save_files  # noqa: F401 - the family's save_files
 
 TEXT_MAX_LENGTH = 77
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
@@ -27,35 +21,17 @@ REQUIRED_FILES = (
 )
 
 
-GRAPHS = (
-    GraphSpec(
-        name="image_encoder",
-        input_names=("pixel_values",),
-        output_names=("image_embeds",),
-        dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
-        build=lambda model: projected_encoder(model, "vision_model", "visual_projection", ("pixel_values",)),
-        quantizable=True,
-    ),
-    text_encoder_spec(("text_model", "text_projection")),
+GRAPHS = two_tower_graphs(
+    "image_encoder", "pixel_values", "image_embeds", ("vision_model", "visual_projection"), quantizable=True
 )
 
 
-def load_model(model_dir: Path):
-    """Loads the Hugging Face CLIPModel from a model directory, in eval mode, float32."""
-    return load_pretrained("CLIPModel", model_dir)
-
-
-def random_model(architecture: dict, seed: int = 0):
-    """A CLIPModel of the given architecture with random weights (benchmarks: cost does not depend on values)."""
-    return random_pretrained("CLIPConfig", "CLIPModel", architecture, seed)
+load_model, random_model = pretrained_functions("CLIPConfig", "CLIPModel")
 
 
 def metadata(model) -> dict:
     """Values the task needs beside the graphs: CLIP's learned temperature."""
     return {"logit_scale": float(model.logit_scale.detach().exp().item())}
-
-
-save_files = save_processor_files
 
 
 def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[str, np.ndarray]]:

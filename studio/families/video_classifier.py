@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained
+from studio.families import batched_graph, graph_module, load_pretrained
 
 REQUIRED_FILES = (("preprocessor_config.json", "video_preprocessor_config.json"),)
 
@@ -27,29 +27,17 @@ _CLASS_BY_MODEL_TYPE = {
 _FRAME_SPACING_AT_30FPS = {"videomae": 4, "timesformer": 32}
 
 
-def _classifier(model):
-    import torch
-
-    class VideoClassifier(torch.nn.Module):
-        """pixel_values (N, T, 3, H, W) -> logits (N, classes)."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, pixel_values):
-            return self.inner(pixel_values=pixel_values).logits
-
-    return VideoClassifier(model)
+def _video_classifier(self, pixel_values):
+    """pixel_values (N, T, 3, H, W) -> logits (N, classes)."""
+    return self.inner(pixel_values=pixel_values).logits
 
 
 GRAPHS = (
-    GraphSpec(
-        name="classifier",
-        input_names=("pixel_values",),
-        output_names=("logits",),
-        dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
-        build=_classifier,
+    batched_graph(
+        "classifier",
+        ("pixel_values",),
+        ("logits",),
+        lambda model: graph_module(model, {"inner": ""}, _video_classifier),
         tolerance={"atol": 2e-4, "rtol": 1e-3},
     ),
 )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, save_processor_files
+from studio.families import GraphSpec, pretrained_functions, save_processor_files
 
 log = logging.getLogger(__name__)
 
@@ -117,27 +117,7 @@ GRAPHS = (
 )
 
 
-def load_model(model_dir: Path):
-    """Loads ViltForQuestionAnswering from a model directory, in eval mode, float32."""
-    from transformers import ViltForQuestionAnswering
-
-    from studio.families import quiet_transformers
-
-    quiet_transformers()
-    return ViltForQuestionAnswering.from_pretrained(str(model_dir), dtype="float32").eval()
-
-
-def random_model(architecture: dict, seed: int = 0):
-    """A ViltForQuestionAnswering of the given architecture with random weights (benchmarks).
-
-    The architecture gives `num_labels`; the config generates placeholder answers ("LABEL_0", ...) for it.
-    """
-    import torch
-    from transformers import ViltConfig, ViltForQuestionAnswering
-
-    torch.manual_seed(seed)
-    config = ViltConfig(**{k: v for k, v in dict(architecture).items() if k != "model_type"})
-    return ViltForQuestionAnswering(config).eval()
+load_model, random_model = pretrained_functions("ViltConfig", "ViltForQuestionAnswering")
 
 
 def metadata(model) -> dict:

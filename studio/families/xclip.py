@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.families import GraphSpec, load_pretrained, random_pretrained, text_encoder_spec
+from studio.families import GraphSpec, batched_graph, graph_module, pretrained_functions, text_encoder_spec
 
 TEXT_MAX_LENGTH = 77
 REQUIRED_FILES = (("preprocessor_config.json",), ("tokenizer.json", "vocab.json"))
@@ -28,61 +28,46 @@ REQUIRED_FILES = (("preprocessor_config.json",), ("tokenizer.json", "vocab.json"
 _FRAME_SPACING_AT_30FPS = 30
 
 
+_VIDEO_PARTS = ("vision_model", "visual_projection", "mit", "prompts_visual_layernorm", "prompts_visual_projection")
+
+
+def _video_embeds(self, pixel_values):
+    """pixel_values (N, T, 3, H, W) -> video_embeds (N, D), img_features (N, P, D)."""
+    batch, frames, channels, height, width = pixel_values.shape
+    vision = self.vision_model(pixel_values=pixel_values.reshape(-1, channels, height, width))
+    cls_features = self.visual_projection(vision.pooler_output).view(batch, frames, -1)
+    video_embeds = self.mit(cls_features).pooler_output
+    img_features = self.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :])
+    img_features = img_features @ self.prompts_visual_projection
+    img_features = img_features.view(batch, frames, -1, video_embeds.shape[-1]).mean(dim=1)
+    return video_embeds, img_features
+
+
 def _video_encoder(model):
+    return graph_module(model, {name: name for name in _VIDEO_PARTS}, _video_embeds)
+
+
+def _scores(self, video_embeds, img_features, text_embeds):
+    """video_embeds (N, D), img_features (N, P, D), text_embeds (K, D) -> logits (N, K)."""
     import torch
 
-    class XClipVideoEncoder(torch.nn.Module):
-        """pixel_values (N, T, 3, H, W) -> video_embeds (N, D), img_features (N, P, D)."""
-
-        def __init__(self, xclip):
-            super().__init__()
-            self.vision_model = xclip.vision_model
-            self.visual_projection = xclip.visual_projection
-            self.mit = xclip.mit
-            self.prompts_visual_layernorm = xclip.prompts_visual_layernorm
-            self.prompts_visual_projection = xclip.prompts_visual_projection
-
-        def forward(self, pixel_values):
-            batch, frames, channels, height, width = pixel_values.shape
-            vision = self.vision_model(pixel_values=pixel_values.reshape(-1, channels, height, width))
-            cls_features = self.visual_projection(vision.pooler_output).view(batch, frames, -1)
-            video_embeds = self.mit(cls_features).pooler_output
-            img_features = self.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :])
-            img_features = img_features @ self.prompts_visual_projection
-            img_features = img_features.view(batch, frames, -1, video_embeds.shape[-1]).mean(dim=1)
-            return video_embeds, img_features
-
-    return XClipVideoEncoder(model)
+    text = text_embeds.unsqueeze(0).expand(video_embeds.shape[0], -1, -1)
+    text = text + self.prompts_generator(text, img_features)
+    video = video_embeds / video_embeds.norm(p=2, dim=-1, keepdim=True)
+    text = text / text.norm(p=2, dim=-1, keepdim=True)
+    return torch.einsum("bd,bkd->bk", video, self.logit_scale.exp() * text)
 
 
 def _scorer(model):
-    import torch
-
-    class XClipScorer(torch.nn.Module):
-        """video_embeds (N, D), img_features (N, P, D), text_embeds (K, D) -> logits (N, K)."""
-
-        def __init__(self, xclip):
-            super().__init__()
-            self.prompts_generator = xclip.prompts_generator
-            self.logit_scale = xclip.logit_scale
-
-        def forward(self, video_embeds, img_features, text_embeds):
-            text = text_embeds.unsqueeze(0).expand(video_embeds.shape[0], -1, -1)
-            text = text + self.prompts_generator(text, img_features)
-            video = video_embeds / video_embeds.norm(p=2, dim=-1, keepdim=True)
-            text = text / text.norm(p=2, dim=-1, keepdim=True)
-            return torch.einsum("bd,bkd->bk", video, self.logit_scale.exp() * text)
-
-    return XClipScorer(model)
+    return graph_module(model, {"prompts_generator": "prompts_generator", "logit_scale": "logit_scale"}, _scores)
 
 
 GRAPHS = (
-    GraphSpec(
-        name="video_encoder",
-        input_names=("pixel_values",),
-        output_names=("video_embeds", "img_features"),
-        dynamic_axes={"pixel_values": {0: "batch"}, "video_embeds": {0: "batch"}, "img_features": {0: "batch"}},
-        build=_video_encoder,
+    batched_graph(
+        "video_encoder",
+        ("pixel_values",),
+        ("video_embeds", "img_features"),
+        _video_encoder,
         tolerance={"atol": 2e-4, "rtol": 1e-3},
     ),
     text_encoder_spec(("text_model", "text_projection"), batch_axis="labels"),
@@ -102,14 +87,7 @@ GRAPHS = (
 )
 
 
-def load_model(model_dir: Path):
-    """Loads the Hugging Face XCLIPModel from a model directory, in eval mode, float32."""
-    return load_pretrained("XCLIPModel", model_dir)
-
-
-def random_model(architecture: dict, seed: int = 0):
-    """An XCLIPModel of the given architecture with random weights (benchmarks)."""
-    return random_pretrained("XCLIPConfig", "XCLIPModel", architecture, seed)
+load_model, random_model = pretrained_functions("XCLIPConfig", "XCLIPModel")
 
 
 def metadata(model) -> dict:

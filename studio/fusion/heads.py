@@ -244,10 +244,10 @@ def train_and_compare(
     classes: tuple[str, ...],
     audio_model: str,
     picture_model: str,
+    progress=None,
     audio_weight: float = 0.5,
     held_out: float = 0.3,
     seed: int = 0,
-    progress=None,
 ) -> tuple[dict[str, FusionHead], dict]:
     """Trains both heads on a stratified part of the clips and compares them on the rest.
 

@@ -11,7 +11,7 @@ the time. The settings come from the model's `preprocessor_config.json`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,16 @@ def _read_config(directory: Path) -> dict:
         if isinstance(config, dict):
             return config
     raise ModelUnavailableError(f"The model folder {directory} has no readable sound settings ({PREPROCESSOR_CONFIG}).")
+
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _settings_from_dir(cls, directory: Path):
+    """A feature extractor's settings dataclass from a model folder: each field the config names, as the field's
+    type; the others keep their defaults (the values transformers' extractors default to)."""
+    config = _read_config(directory)
+    return cls(**{f.name: _CASTS[f.type](config[f.name]) for f in fields(cls) if f.name in config})
 
 
 def _frames(samples: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
@@ -74,15 +84,7 @@ class AstFeatures:
     @classmethod
     def from_dir(cls, directory: Path) -> AstFeatures:
         """Reads the settings of a model folder's `preprocessor_config.json`."""
-        c = _read_config(directory)
-        return cls(
-            sampling_rate=int(c.get("sampling_rate", 16000)),
-            num_mel_bins=int(c.get("num_mel_bins", 128)),
-            max_length=int(c.get("max_length", 1024)),
-            do_normalize=bool(c.get("do_normalize", True)),
-            mean=float(c.get("mean", -4.2677393)),
-            std=float(c.get("std", 4.5689974)),
-        )
+        return _settings_from_dir(cls, directory)
 
     @property
     def window_samples(self) -> int:
@@ -155,28 +157,17 @@ class ClapFeatures:
     sampling_rate: int = 48000
     feature_size: int = 64
     hop_length: int = 480
-    max_length_s: float = 10
+    max_length_s: float = 10.0
     fft_window_size: int = 1024
-    frequency_min: float = 0
-    frequency_max: float = 14000
+    frequency_min: float = 0.0
+    frequency_max: float = 14000.0
     truncation: str = "fusion"
     padding: str = "repeatpad"
 
     @classmethod
     def from_dir(cls, directory: Path) -> ClapFeatures:
         """Reads the settings of a model folder's `preprocessor_config.json`."""
-        c = _read_config(directory)
-        return cls(
-            sampling_rate=int(c.get("sampling_rate", 48000)),
-            feature_size=int(c.get("feature_size", 64)),
-            hop_length=int(c.get("hop_length", 480)),
-            max_length_s=float(c.get("max_length_s", 10)),
-            fft_window_size=int(c.get("fft_window_size", 1024)),
-            frequency_min=float(c.get("frequency_min", 0)),
-            frequency_max=float(c.get("frequency_max", 14000)),
-            truncation=str(c.get("truncation", "fusion")),
-            padding=str(c.get("padding", "repeatpad")),
-        )
+        return _settings_from_dir(cls, directory)
 
     @property
     def window_samples(self) -> int:

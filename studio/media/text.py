@@ -1,10 +1,19 @@
-"""Text: the model's own tokenizer, with the padding and truncation our graphs expect."""
+"""Text: lists a user types, and the model's own tokenizer with the padding and truncation our graphs expect."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+
+def typed_items(items: str | list | tuple | None) -> list[str]:
+    """The items of a list a user typed ("mug, keys" on one or more lines) or gave as a list: white space tidied,
+    blank ones dropped, in order (duplicates kept; the caller decides what they mean)."""
+    if items is None:
+        return []
+    parts = [p for line in items.splitlines() for p in line.split(",")] if isinstance(items, str) else items
+    return [text for text in (" ".join(str(p).split()) for p in parts) if text]
 
 
 class TextTokenizer:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress, scaled
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import LoadedModels, Runtime, Service, ran_on
 from studio.services.transcribe import TranscribeService
 
 TASK = "vqa"
 
 
-class AskService:
-    """Answers questions about pictures: the whole job behind the Ask tab and `studio predict vqa`.
+class AskService(Service):
+    """Answers questions about pictures: the whole job behind the Ask tab and `studio predict vqa`."""
 
-    Args:
-        models: The process's loaded models.
-    """
+    TASK_CLASS = "studio.tasks.vqa:VqaTask"
 
     def __init__(self, models: LoadedModels) -> None:
-        self.models = models
+        super().__init__(models)
         self.transcribe = TranscribeService(models)
 
     def __call__(
@@ -55,7 +53,7 @@ class AskService:
             StudioError: A bad picture, question or recording (checked before the question-answering model loads).
         """
         from studio.media.image import load_image
-        from studio.tasks.vqa import VqaTask, clean_question
+        from studio.tasks.vqa import clean_question
 
         picture = load_image(image, channel_order)
         heard = None
@@ -64,7 +62,7 @@ class AskService:
             heard = self.transcribe(question_audio, runtime=stt, progress=scaled(progress, 0, 0.5))
             question = heard["text"]
         question = clean_question(question)
-        task = self.models.get(VqaTask, runtime, progress)
+        task = self.task(runtime, progress)
         result = task(picture, question, top_k=top_k, describe_people=describe_people)
         out = {"task": TASK, **ran_on(task), **result.as_dict()}
         if heard is not None:

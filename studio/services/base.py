@@ -92,3 +92,24 @@ def ran_on(task) -> dict:
         "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
         "runtime": runtime.as_dict(),
     }
+
+
+class Service:
+    """A capability's whole job, for any caller (a tab, a command, a serving replica): plain inputs in, plain data out.
+
+    Args:
+        models: The process's loaded models, shared with the other services.
+    """
+
+    # "module:Class" of the task the service runs (imported on first use: building the CLI's parser stays light).
+    TASK_CLASS = ""
+
+    def __init__(self, models: LoadedModels) -> None:
+        self.models = models
+
+    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
+        """The loaded task for these choices: loaded on first use, then shared by every caller."""
+        import importlib
+
+        module, _, name = self.TASK_CLASS.partition(":")
+        return self.models.get(getattr(importlib.import_module(module), name), runtime, progress)

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from studio.progress import Progress, no_progress
 from studio.scores import cosine_distance
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import Runtime, Service, ran_on
 
 TASK = "caption"
 SETTINGS_REPORTED = ("num_beams", "max_new_tokens", "repetition_penalty", "no_repeat_ngram_size", "min_new_tokens")
 
 
-class CaptionService:
-    """Describes pictures: the whole job behind the Caption tab and `studio predict caption`.
+class CaptionService(Service):
+    """Describes pictures: the whole job behind the Caption tab and `studio predict caption`."""
 
-    Args:
-        models: The process's loaded models.
-    """
-
-    def __init__(self, models: LoadedModels) -> None:
-        self.models = models
-
-    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
-        """The loaded captioning task."""
-        from studio.tasks.caption import CaptionTask
-
-        return self.models.get(CaptionTask, runtime, progress)
+    TASK_CLASS = "studio.tasks.caption:CaptionTask"
 
     def __call__(
         self,

@@ -7,28 +7,25 @@ from dataclasses import replace
 from pathlib import Path
 
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, Runtime
+from studio.services.base import LoadedModels, Runtime, Service
 
 
-class ClassifierService:
+class ClassifierService(Service):
     """Teaches the zero-shot model a user's classes: the whole job behind the Fine-tune tab and `studio finetune`.
+    The classifiers' image encoder is the zero-shot model's."""
 
-    Args:
-        models: The process's loaded models (the classifiers' image encoder is the zero-shot model's).
-    """
+    TASK_CLASS = "studio.tasks.zero_shot:ZeroShotTask"
 
     def __init__(self, models: LoadedModels) -> None:
         from studio.classifiers.store import ClassifierStore
 
-        self.models = models
+        super().__init__(models)
         self.store = ClassifierStore(models.models_dir)
 
     def _task(self, name: str, runtime: Runtime, progress: Progress | None):
         """The zero-shot task of the model the classifier was made on (its image encoder), in full precision."""
-        from studio.tasks.zero_shot import ZeroShotTask
-
         model = self.store.meta(name).get("model")
-        return self.models.get(ZeroShotTask, replace(runtime, model=model, variant="fp32"), progress)
+        return self.task(replace(runtime, model=model, variant="fp32"), progress)
 
     def train_run(
         self,

@@ -4,28 +4,17 @@ fusion heads."""
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress, scaled
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import Runtime, Service, ran_on
 
 TASK = "av-events"
 PICTURE_TASK = "zero-shot"
 
 
-class SoundSceneService:
+class SoundSceneService(Service):
     """Recognizes events from sound and picture: the whole job behind the Sound & scene tab, `studio predict
-    av-events` and `studio listen`.
+    av-events` and `studio listen`. Its `task` is the sound model's (AST or CLAP)."""
 
-    Args:
-        models: The process's loaded models.
-    """
-
-    def __init__(self, models: LoadedModels) -> None:
-        self.models = models
-
-    def sound_task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
-        """The loaded sound model's task (AST or CLAP)."""
-        from studio.tasks.sound_events import SoundEventsTask
-
-        return self.models.get(SoundEventsTask, runtime, progress)
+    TASK_CLASS = "studio.tasks.sound_events:SoundEventsTask"
 
     def picture_task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
         """The loaded zero-shot image model's task (CLIP), which scores the picture."""
@@ -108,22 +97,14 @@ class SoundSceneService:
         chosen_head, fusion = self._head(fusion, head, late_if_untrained, notices)
         hearing = looking = None
         if sound_source is not None:
-            hearing = self.sound_task(sound, progress)
+            hearing = self.task(sound, progress)
             notices += hearing.graphs.notices
         if image is not None or video is not None:
             looking = self.picture_task(picture, progress)
             notices += looking.graphs.notices
-        result = AvEvents(hearing, looking)(
-            audio=audio,
-            image=image,
-            video=video,
-            labels=labels,
-            fusion=fusion,
-            audio_weight=float(audio_weight),
-            head=chosen_head,
-            hop_s=hop_seconds,
-            progress=progress,
-        )
+        media = {"audio": audio, "image": image, "video": video}
+        choices = {"labels": labels, "fusion": fusion, "audio_weight": float(audio_weight), "hop_s": hop_seconds}
+        result = AvEvents(hearing, looking)(**media, **choices, head=chosen_head, progress=progress)
         out = {
             "task": TASK,
             "sound_model": ran_on(hearing)["model"] if hearing else None,
@@ -182,7 +163,7 @@ class SoundSceneService:
 
         if window_s <= 0 or every_s <= 0:
             raise StudioError("The window and the time between steps must be more than 0 seconds.")
-        task = self.sound_task(runtime, progress)
+        task = self.task(runtime, progress)
         return RollingListener(task, labels, window_s=window_s, every_s=every_s)
 
     def teach(
@@ -214,7 +195,7 @@ class SoundSceneService:
 
         name = clean_head_name(name)
         classes, clips = collect_clips(folder)
-        av = AvEvents(self.sound_task(sound, progress), self.picture_task(picture, progress))
+        av = AvEvents(self.task(sound, progress), self.picture_task(picture, progress))
         examples = []
         for i, (path, label) in enumerate(clips):
             progress(0.8 * i / len(clips), f"Hearing and looking at clip {i + 1} of {len(clips)} ({path.name})…")

@@ -4,20 +4,15 @@ speech-to-text`)."""
 from __future__ import annotations
 
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import Runtime, Service, ran_on
 
 TASK = "speech-to-text"
 
 
-class TranscribeService:
-    """Writes down what is said in a recording.
+class TranscribeService(Service):
+    """Writes down what is said in a recording."""
 
-    Args:
-        models: The process's loaded models.
-    """
-
-    def __init__(self, models: LoadedModels) -> None:
-        self.models = models
+    TASK_CLASS = "studio.tasks.transcribe:TranscribeTask"
 
     def __call__(self, audio, *, runtime: Runtime = Runtime(), progress: Progress = no_progress) -> dict:
         """Transcribes one recording.
@@ -36,9 +31,8 @@ class TranscribeService:
             NoWordsError: The model heard no words.
         """
         from studio.media.audio import load_audio
-        from studio.tasks.transcribe import TranscribeTask
 
         waveform = load_audio(audio, 16000)  # say what is wrong with the recording before loading a model
-        task = self.models.get(TranscribeTask, runtime, progress)
+        task = self.task(runtime, progress)
         result = task(waveform if waveform.rate == task.sampling_rate else audio)
         return {"task": TASK, **ran_on(task), **result.as_dict(), "notices": list(task.graphs.notices)}

@@ -6,27 +6,16 @@ from collections.abc import Callable
 
 from studio.errors import StudioError
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import Runtime, Service, ran_on
 
 TASK = "video"
 TIMELINE_LABELS = 5  # the overall top actions whose probability is given for every window
 
 
-class VideoService:
-    """Recognizes actions: the whole job behind the Video tab and `studio predict video`.
+class VideoService(Service):
+    """Recognizes actions: the whole job behind the Video tab and `studio predict video`."""
 
-    Args:
-        models: The process's loaded models.
-    """
-
-    def __init__(self, models: LoadedModels) -> None:
-        self.models = models
-
-    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
-        """The loaded video task."""
-        from studio.tasks.video import VideoTask
-
-        return self.models.get(VideoTask, runtime, progress)
+    TASK_CLASS = "studio.tasks.video:VideoTask"
 
     def wants_labels(self, model: str | None) -> bool:
         """Whether a model compares videos with typed actions (X-CLIP) rather than knowing its own actions."""

@@ -7,28 +7,20 @@ from dataclasses import replace
 
 from studio.errors import StudioError
 from studio.progress import Progress, no_progress
-from studio.services.base import LoadedModels, Runtime, ran_on
+from studio.services.base import LoadedModels, Runtime, Service, ran_on
 
 TASK = "zero-shot"
 
 
-class ZeroShotService:
-    """Classifies pictures: the whole job behind the Zero-shot tab (photo and camera) and `studio predict zero-shot`.
+class ZeroShotService(Service):
+    """Classifies pictures: the whole job behind the Zero-shot tab (photo and camera) and `studio predict zero-shot`."""
 
-    Args:
-        models: The process's loaded models.
-    """
+    TASK_CLASS = "studio.tasks.zero_shot:ZeroShotTask"
 
     def __init__(self, models: LoadedModels) -> None:
-        self.models = models
+        super().__init__(models)
         self._classifiers: dict = {}
         self._lock = threading.Lock()
-
-    def task(self, runtime: Runtime = Runtime(), progress: Progress | None = None):
-        """The loaded zero-shot task (also the image encoder that custom classifiers and fusion build on)."""
-        from studio.tasks.zero_shot import ZeroShotTask
-
-        return self.models.get(ZeroShotTask, runtime, progress)
 
     def saved_classifier(self, name: str):
         """A saved custom classifier, its files verified once per saved version (not once per camera frame).

@@ -198,10 +198,10 @@ class AvEvents:
         audio=None,
         image=None,
         video=None,
+        head=None,
         labels: str | list[str] | None = None,
         fusion: str = "late",
         audio_weight: float = DEFAULT_AUDIO_WEIGHT,
-        head=None,
         channel_order: str = "RGB",
         hop_s: float | None = None,
         progress: Progress = no_progress,
@@ -213,11 +213,11 @@ class AvEvents:
             image: A picture (path, bytes, PIL image or array), or None.
             video: A video file: its frames are the picture (unless `image` is given) and its sound track the sound
                 (unless `audio` is given).
+            head: The trained `FusionHead` for early/attention fusion.
             labels: Label text ("dog barking, door knock"): CLAP's and the picture's labels; with AST, typed labels
                 that are AudioSet names join the labels in play.
             fusion: "late", "early" or "attention".
             audio_weight: Late fusion's weight of the sound, 0 to 1.
-            head: The trained `FusionHead` for early/attention fusion.
             channel_order: "BGR" for OpenCV camera frames.
             hop_s: Seconds between the sound's windows (default: one window, no overlap).
             progress: Receives fractions and sentences (long recordings take a while).

@@ -51,13 +51,9 @@ class VqaResult:
     notices: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {
-            "question": self.question,
-            "answers": self.answers,
-            "answer": self.text,
-            "certainty": self.certainty,
-            "latency_ms": round(self.latency_ms, 2),
-        }
+        """The result as plain data ("answer" is the phrased text)."""
+        plain = {k: getattr(self, k) for k in ("question", "answers")}
+        return {**plain, "answer": self.text, "certainty": self.certainty, "latency_ms": round(self.latency_ms, 2)}
 
 
 def clean_question(question: str | None) -> str:

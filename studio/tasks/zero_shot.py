@@ -18,6 +18,7 @@ import numpy as np
 from studio.backends.base import GraphSet
 from studio.errors import BadLabelsError, BadTemplateError
 from studio.media.image import ImagePreprocessing, load_image
+from studio.media.text import typed_items
 from studio.scores import normalize, ranked, softmax
 from studio.tasks.base import GraphTask
 
@@ -52,16 +53,8 @@ def parse_labels(labels: str | list[str] | None) -> tuple[list[str], list[str]]:
     Raises:
         BadLabelsError: No labels, only one, or too many.
     """
-    if labels is None:
-        raw: list[str] = []
-    elif isinstance(labels, str):
-        raw = [p for line in labels.splitlines() for p in line.split(",")]
-    else:
-        raw = [str(x) for x in labels]
     notices, seen, out = [], set(), []
-    for label in (" ".join(p.split()) for p in raw):
-        if not label:
-            continue
+    for label in typed_items(labels):
         if label.casefold() in seen:
             notices.append(f"“{label}” was listed more than once; it is counted once.")
             continue

@@ -15,7 +15,7 @@ from studio.errors import StudioError
 from studio.services.base import Runtime
 from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
-from studio.ui.speech_panel import ServerSpeech, build_speech_panel
+from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +120,13 @@ def build(ctx) -> None:
             heard = gr.HTML(live_region("", "ask-heard"), label="What was heard")
             announce = gr.HTML(live_region("", "ask-announce"), label="Answer")
             answers = gr.Label(num_top_classes=5, label="Answers and scores", elem_id="ask-answers")
-            said = gr.Textbox(visible=False, label="Last answer")
-            audio = gr.Audio(
-                label="Spoken answer (server voice)",
-                type="filepath",
-                autoplay=True,
-                interactive=False,
-                elem_id="ask-audio",
-            )
+            said, audio = spoken_outputs("ask", "answer")
             timing = gr.Markdown("", elem_id="ask-timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="ask-runtime", elem_classes=["studio-badge"])
 
     with gr.Accordion("Speech", open=False):
         speech = build_speech_panel("ask", ctx.demo, what="answers")
-    describe_people = gr.Checkbox(
-        value=False,
-        label="Describe people's age and looks",
-        elem_id="ask-people",
-        info="Off by default: answers say “a woman”, not “a young woman”.",
-    )
+    describe_people = people_checkbox("ask", "answers")
     with gr.Accordion("Question answering model", open=False):
         panel = build_model_panel(
             TASK, "ask", ctx.models_dir, ctx.models.get(TASK), ctx.loaded, what="Question answering"

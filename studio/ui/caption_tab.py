@@ -25,7 +25,7 @@ from studio.ui.components import (
     ui_progress,
 )
 from studio.ui.model_panel import build_model_panel
-from studio.ui.speech_panel import ServerSpeech, build_speech_panel
+from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
 
 log = logging.getLogger(__name__)
 
@@ -239,15 +239,7 @@ def build(ctx) -> None:
         with gr.Column(scale=1):
             caption = gr.Textbox(label="Description", lines=3, interactive=False, elem_id="cap-text")
             announce = gr.HTML(live_region("", "cap-announce"), label="Announced description")
-            # Each new description, numbered so that a repeat (asked for again) still changes and is spoken.
-            said = gr.Textbox(visible=False, label="Last description")
-            audio = gr.Audio(
-                label="Spoken description (server voice)",
-                type="filepath",
-                autoplay=True,
-                interactive=False,
-                elem_id="cap-audio",
-            )
+            said, audio = spoken_outputs("cap", "description")
             timing = gr.Markdown("", elem_id="cap-timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="cap-runtime", elem_classes=["studio-badge"])
 
@@ -258,12 +250,7 @@ def build(ctx) -> None:
         prefix = gr.Textbox(
             label="Start the description with (optional)", placeholder="a photograph of", elem_id="cap-prefix"
         )
-        describe_people = gr.Checkbox(
-            value=False,
-            label="Describe people's age and looks",
-            elem_id="cap-people",
-            info="Off by default: descriptions say “a woman”, not “a young woman”.",
-        )
+        describe_people = people_checkbox("cap", "descriptions")
     with gr.Accordion("Advanced decoding", open=False):
         with gr.Row():
             beams = gr.Slider(1, 5, value=1, step=1, label="Beams (1 = greedy)", elem_id="cap-beams")

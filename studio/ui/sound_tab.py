@@ -119,7 +119,7 @@ class SoundTab:
         rate, samples = chunk
         try:
             runtime = Runtime(sound_model, sound_backend, sound_device)
-            task = self.service.sound_task(runtime)
+            task = self.service.task(runtime)
             key = (runtime, labels if task.takes_typed_labels else None)
             entry = self.listeners.get(session)
             if entry is None or entry[0] != key:

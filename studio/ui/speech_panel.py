@@ -123,6 +123,34 @@ def build_speech_panel(prefix: str, demo: gr.Blocks, what: str = "descriptions")
     return SpeechPanel(speak, source, wpm, voice, can_speak)
 
 
+def spoken_outputs(prefix: str, what: str) -> tuple[gr.Textbox, gr.Audio]:
+    """The hidden "last said" text (numbered, so a repeat still changes and is spoken) and the server voice's audio.
+
+    Args:
+        prefix: The tab's element id prefix.
+        what: What is spoken, singular ("description", "answer").
+    """
+    said = gr.Textbox(visible=False, label=f"Last {what}")
+    audio = gr.Audio(
+        label=f"Spoken {what} (server voice)",
+        type="filepath",
+        autoplay=True,
+        interactive=False,
+        elem_id=f"{prefix}-audio",
+    )
+    return said, audio
+
+
+def people_checkbox(prefix: str, what: str) -> gr.Checkbox:
+    """The choice to keep words about people's age and looks (off: listeners hear the scene, not judgements)."""
+    return gr.Checkbox(
+        value=False,
+        label="Describe people's age and looks",
+        elem_id=f"{prefix}-people",
+        info=f"Off by default: {what} say “a woman”, not “a young woman”.",
+    )
+
+
 def server_voice_choices() -> list[tuple[str, str]]:
     """espeak-ng's English voices as (label, name), or none when the server cannot speak."""
     from studio.media import speech
