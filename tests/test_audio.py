@@ -33,7 +33,7 @@ from studio.media.audio import (
     load_audio,
     sound_windows,
 )
-from tests.tiny_whisper import ffmpeg, ffmpeg_decode, speak_wav
+from tests.inputs import ffmpeg, ffmpeg_decode, speak_wav
 
 RATE = 16000
 SPEECH_RATE = 22050  # espeak-ng's

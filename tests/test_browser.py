@@ -15,7 +15,6 @@ import time
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.camera_file import write_y4m
 from tests.helpers import (
     DELAY,
     HAS_GPU,
@@ -26,6 +25,7 @@ from tests.helpers import (
     screenshot_on_failure,
     toggle_accordion,
 )
+from tests.inputs import write_y4m
 
 pytestmark = pytest.mark.browser
 

@@ -267,7 +267,7 @@ def test_clap_needs_labels(clap_tasks, sounds):
 
 def test_silent_windows_are_not_sent_to_the_model(ast_tasks, sounds, tmp_path):
     """Sound, then silence: the silent windows are reported as silence, with no scores."""
-    from tests.tiny_sound import sox
+    from tests.inputs import sox
 
     path = tmp_path / "then-quiet.wav"
     sox(sounds["speech"], path, "pad", "0", "4")

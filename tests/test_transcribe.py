@@ -16,7 +16,7 @@ from scipy.signal import resample_poly
 from studio.errors import ModelUnavailableError, StudioError
 from studio.media.audio import BadAudioError, RecordingTooShortError, SilentRecordingError
 from studio.tasks.transcribe import NOTHING_HEARD, NoWordsError, TranscribeTask, split_into_windows
-from tests.tiny_whisper import ffmpeg_decode, speak_wav
+from tests.inputs import ffmpeg_decode, speak_wav
 
 RATE = 16000
 

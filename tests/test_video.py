@@ -23,7 +23,7 @@ from studio.media.video import (
 )
 from studio.tasks.video import VideoTask
 from tests.helpers import assert_plain_sentence, error_sentence, stdout_json, studio
-from tests.tiny_video import drawn_frames, write_clip
+from tests.inputs import drawn_frames, write_clip
 
 MODELS = ("videomae", "timesformer")
 

@@ -13,7 +13,6 @@ from gradio_client import Client, handle_file
 from playwright.sync_api import expect
 
 from studio.tasks.video import VideoTask
-from tests.camera_file import write_y4m
 from tests.helpers import (
     WAIT_MS,
     assert_plain_sentence,
@@ -23,6 +22,7 @@ from tests.helpers import (
     screenshot_on_failure,
     text_of,
 )
+from tests.inputs import write_y4m
 
 ARTIFACT_PREFIX = "browser-video"
 

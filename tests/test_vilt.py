@@ -17,7 +17,7 @@ from PIL import Image
 from studio.families import get_family, vilt
 from studio.media.image import ViltImagePreprocessing
 from tests.helpers import pipeline_top_answers
-from tests.tiny_vilt import ANSWERS
+from tests.tiny.vilt import ANSWERS
 
 QUESTIONS = ("What color is the cat?", "How many cups are on the table?", "is this a photo of a person in space")
 TOLERANCE = 1e-4
