@@ -35,6 +35,29 @@ def models_dir(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    """exports(task, *model_dirs) -> the task's shared models directory, holding those tiny models' ONNX exports for the
+    task, each made the first time it is asked for: no model is exported twice in a session (read-only for tests: copy
+    it before writing)."""
+    from studio.export.exporter import export_model
+    from studio.sources import resolve
+
+    models_dirs: dict[str, Path] = {}
+    done: set[tuple[str, Path]] = set()
+
+    def export(task: str, *models: Path) -> Path:
+        if task not in models_dirs:
+            models_dirs[task] = tmp_path_factory.mktemp(f"exported-{task}")
+        for model in models:
+            if (task, model) not in done:
+                export_model(resolve(str(model), task, models_dirs[task]), models_dirs[task])
+                done.add((task, model))
+        return models_dirs[task]
+
+    return export
+
+
+@pytest.fixture(scope="session")
 def photos() -> dict[str, Image.Image]:
     """Real photos from scikit-image."""
     import skimage.data

@@ -107,7 +107,7 @@ def assert_speech_wav(path) -> dict:
     return facts
 
 
-# The launched app, and through gradio_client --------------------------------------------------------------------------
+# The launched app, and through gradio_client ----------------------------------------------------------------------
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Sound: espeak-ng, sox, ffmpeg -------------------------------------------------------------------------------------
+# Sound: espeak-ng, sox, ffmpeg ------------------------------------------------------------------------------------
 
 
 def speak_wav(path: Path, text: str = "what colour is the cup") -> Path:
@@ -62,7 +62,7 @@ def ffmpeg_decode(path: Path, rate: int):
     return np.frombuffer(done.stdout, np.float32)
 
 
-# Video clips: drawn frames written by OpenCV -----------------------------------------------------------------------
+# Video clips: drawn frames written by OpenCV ----------------------------------------------------------------------
 
 
 def drawn_frames(count: int, width: int = 96, height: int = 72, seed: int = 0) -> list[np.ndarray]:
@@ -93,7 +93,7 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc: 
     return path
 
 
-# Fake-camera files for Chromium's `--use-file-for-fake-video-capture`, made from real photos ------------------------
+# Fake-camera files for Chromium's `--use-file-for-fake-video-capture`, made from real photos ----------------------
 
 
 def letterbox(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

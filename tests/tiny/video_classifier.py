@@ -50,3 +50,8 @@ def make_tiny_video_classifier(out: Path, model_type: str, seed: int = 0, image_
 def make_tiny_videomae(out: Path) -> Path:
     """The tiny VideoMAE (`make_tiny_video_classifier`'s defaults): the family's model in `tests.tiny.MAKERS`."""
     return make_tiny_video_classifier(out, "videomae")
+
+
+def make_tiny_timesformer(out: Path) -> Path:
+    """The tiny TimeSformer (seed 1, so its weights differ from the tiny VideoMAE's)."""
+    return make_tiny_video_classifier(out, "timesformer", seed=1)
