@@ -1,4 +1,4 @@
-"""ViLT VQA: our preprocessing, graph, ONNX export and answers agree with transformers on the same weights.
+"""The Ask tab's ViLT: our preprocessing, graph, ONNX export and answers agree with transformers on the same weights.
 
 The reference is transformers itself: `ViltProcessor` (with the PIL image processor, the one installed here) feeding
 `ViltForQuestionAnswering` (the `vilt_logits` fixture), and the visual-question-answering pipeline's scoring
