@@ -131,15 +131,14 @@ def test_clap_scores_equal_transformers(clap_tasks, tiny_clap_dir, sounds):
         np.testing.assert_allclose(window.scores, expected, atol=1e-5, err_msg=backend)
 
 
-def test_export_manifests_record_parity(sound_exports_dir):
+def test_the_sound_exports_say_they_were_checked_on_synthesized_sounds(sound_exports_dir):
+    """Not on the example photos (each graph's parity within its tolerance: test_families.py)."""
     import json
 
     manifests = [json.loads(p.read_text()) for p in sound_exports_dir.glob("av-events/*/manifest.json")]
     assert {m["family"] for m in manifests} == {"ast", "clap"}
     for m in manifests:
         assert "synthesized sounds" in m["parity_inputs"]
-        for entry in m["graphs"].values():
-            assert 0 <= entry["max_abs_diff"] <= entry["tolerance"]["atol"]
 
 
 def test_ast_int8_variant_stays_close(tiny_ast_dir, sound_exports_dir, tmp_path, sounds):
