@@ -1,8 +1,9 @@
-"""Plain helpers the test modules share (their fixtures are in conftest.py).
+"""Plain helpers the test modules share (their fixtures are in conftest.py and tests/fixtures/).
 
 - What a user is told: `assert_plain_sentence`, `text_of` (the words in a live region's HTML).
 - Input files: `write_test_files` (photos as files and files that are no usable input), `sha256`, speech WAVs.
-- The launched app through gradio_client: `outputs_and_toasts`, `assert_missing_model_state`.
+- The launched app: `launched_app` (what app fixtures yield from); through gradio_client: `outputs_and_toasts`,
+  `assert_missing_model_state`.
 - The `studio` command as a separate process: `studio`, `stdout_json`, `error_sentence`.
 - Comparisons with transformers: `assert_preprocessing_matches`, `pipeline_top_answers`.
 - The `studio export` command's result: `read_verified_export`.
@@ -106,7 +107,45 @@ def assert_speech_wav(path) -> dict:
     return facts
 
 
-# The launched app through gradio_client ---------------------------------------------------------------------------
+# The launched app, and through gradio_client ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launched_app(tmp_path_factory, name: str, exports: Path, models: dict[str, Path]):
+    """Launches the real app on 127.0.0.1 with `models` ({task: model folder}) preselected; stops it when resumed.
+
+    Its models directory is a fresh copy of `exports`, so tests may export or damage files in it. Module-scoped app
+    fixtures `yield from` this.
+
+    Yields:
+        (base URL, models directory)
+    """
+    import shutil
+
+    from studio.ui.app import launch
+
+    models_dir = tmp_path_factory.mktemp(name) / "exported"
+    shutil.copytree(exports, models_dir)
+    port = free_port()
+    demo = launch(
+        host="127.0.0.1",
+        port=port,
+        models_dir=models_dir,
+        open_browser=False,
+        models={task: str(model) for task, model in models.items()},
+        block=False,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/", models_dir
+    finally:
+        demo.close()
 
 
 def outputs_and_toasts(job, timeout: float = 120) -> tuple:

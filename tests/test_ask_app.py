@@ -226,7 +226,7 @@ def test_transcribe_matches_task(client, files, transcriber):
 
 
 def test_tiny_whisper_transcripts_depend_on_the_recording(transcriber, files, tmp_path):
-    from tests.tiny_whisper import speak_wav
+    from tests.inputs import speak_wav
 
     other = speak_wav(tmp_path / "other.wav", "how many people are sitting on the bench")
     noise = (16000, (np.random.default_rng(0).normal(0, 0.2, 32000) * 32767).clip(-32768, 32767).astype(np.int16))

@@ -15,7 +15,6 @@ import wave
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.camera_file import letterbox, write_y4m
 from tests.helpers import (
     DELAY,
     REPO,
@@ -27,6 +26,7 @@ from tests.helpers import (
     toggle_accordion,
     within,
 )
+from tests.inputs import letterbox, write_y4m
 
 pytestmark = pytest.mark.browser
 

@@ -27,7 +27,7 @@ from studio.classifiers.store import ClassifierStore
 from studio.classifiers.training import classify, head_of, save_run, train_classifier
 from studio.errors import ClassifierError, CorruptClassifierError
 from studio.heldout import stratified_split
-from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
+from tests.fixtures.finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import REPO, assert_plain_sentence
 
 UNSAFE_CLASSES = ["../../etc/passwd", "a/b\\c", ".", "..", "über·café ☕ 猫", "x" * 200, "CON", "name.with.dots"]

@@ -12,9 +12,8 @@ from PIL import Image
 
 from studio.classifiers.store import ClassifierStore
 from studio.classifiers.training import head_of
-from tests.conftest import launched_app
-from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
-from tests.helpers import assert_plain_sentence, outputs_and_toasts, text_of
+from tests.fixtures.finetune import SHAPE_CLASSES, shape_picture
+from tests.helpers import assert_plain_sentence, launched_app, outputs_and_toasts, text_of
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from studio.classifiers.store import ClassifierStore
-from tests.camera_file import write_y4m
-from tests.conftest import launched_app
-from tests.fixtures_finetune import shape_picture
-from tests.helpers import WAIT_MS, launch_chromium, open_page, screenshot_on_failure, toggle_accordion
+from tests.fixtures.finetune import shape_picture
+from tests.helpers import WAIT_MS, launch_chromium, launched_app, open_page, screenshot_on_failure, toggle_accordion
+from tests.inputs import write_y4m
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import pytest
 
 from studio.classifiers.store import ClassifierStore
 from studio.classifiers.training import head_of
-from tests.fixtures_finetune import SHAPE_CLASSES, shape_picture
+from tests.fixtures.finetune import SHAPE_CLASSES, shape_picture
 from tests.helpers import assert_plain_sentence, error_sentence, stdout_json, studio
 
 

@@ -139,7 +139,7 @@ def test_fusion_modes_need_training_until_a_head_is_trained(
 ):
     """Early fusion: "needs training" and late fusion shown, never a prediction of an untrained head; once a head is
     trained (teach_fusion, from a folder of clips), it is offered and used."""
-    from tests.tiny_whisper import ffmpeg
+    from tests.inputs import ffmpeg
 
     note, head = client.predict("early", api_name="/fusion_note")
     assert "needs training" in note and head["choices"] == []

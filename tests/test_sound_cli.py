@@ -2,7 +2,7 @@
 process, JSON on stdout, one sentence on stderr and exit status 2 for what a user can get wrong.
 
 What the commands print is compared with the tasks run directly in this process on the same models and files (those
-are compared with transformers in test_sound_events.py and test_av_events.py).
+are compared with transformers in test_sound_events.py and test_sound_fusion.py).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_predict_sound_and_picture(cli_env, cli_models_dir, tiny_clap_dir, tiny_
     assert out["sound_model"] == str(tiny_clap_dir)
 
 
-@pytest.mark.slow  # AvEvents on a silent film is tested by default in test_av_events.py; this is the CLI's wiring
+@pytest.mark.slow  # AvEvents on a silent film is tested by default in test_sound_fusion.py; this is the CLI's wiring
 def test_predict_video_without_sound_track_uses_its_pictures(
     cli_env, cli_models_dir, tiny_ast_dir, tiny_clip_dir, sounds
 ):

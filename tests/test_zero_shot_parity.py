@@ -1,4 +1,5 @@
-"""Our ONNX path, our PyTorch path and transformers' own pipeline agree on the same weights and real photos."""
+"""Zero-shot photos: our ONNX path, our PyTorch path and transformers' own pipeline agree on the same weights and real
+photos."""
 
 from __future__ import annotations
 

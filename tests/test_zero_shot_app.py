@@ -1,4 +1,5 @@
-"""The launched app, driven through its HTTP API with gradio_client, as any API user (or the browser) drives it.
+"""The Zero-shot tab of the launched app, driven through its HTTP API with gradio_client, as any API user (or the
+browser) drives it.
 
 Scores are compared with transformers' own zero-shot pipeline on the same weights; bad input must come back as a
 plain sentence (in the live region and as a warning toast) while the app keeps serving.

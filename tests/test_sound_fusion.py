@@ -257,7 +257,7 @@ def test_teaching_heads_from_a_folder_of_clips(tasks, sounds, tmp_path, models_d
 
     from studio.services.base import LoadedModels, Runtime
     from studio.services.sound_scene import SoundSceneService
-    from tests.tiny_whisper import ffmpeg
+    from tests.inputs import ffmpeg
 
     folder = tmp_path / "clips"
     for name, source in (("knocking", sounds["knocks"]), ("talking", sounds["speech"])):

@@ -15,7 +15,7 @@ import torch
 import studio.tasks.vqa as vqa_module
 from studio.tasks.vqa import MAX_QUESTION_CHARS, BadQuestionError, VqaTask, clean_question
 from tests.helpers import assert_plain_sentence, pipeline_top_answers
-from tests.test_vilt import QUESTIONS as VILT_QUESTIONS
+from tests.test_ask_vilt import QUESTIONS as VILT_QUESTIONS
 
 BLIP_QUESTIONS = (
     "what color is the cup?",
@@ -226,7 +226,7 @@ def test_longest_allowed_question_is_answered_by_blip(blip_task, blip_reference,
 
 @pytest.fixture(scope="module")
 def young_vilt_task(young_vilt_dir, tmp_path_factory) -> VqaTask:
-    """The tiny ViLT whose answers all speak of young people (see conftest.YOUNG_ANSWERS), in PyTorch."""
+    """The tiny ViLT whose answers all speak of young people (tests/fixtures/ask.py: YOUNG_ANSWERS), in PyTorch."""
     return VqaTask.load(str(young_vilt_dir), tmp_path_factory.mktemp("young-models"), backend="torch", device="cpu")
 
 

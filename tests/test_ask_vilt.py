@@ -1,4 +1,4 @@
-"""ViLT VQA: our preprocessing, graph, ONNX export and answers agree with transformers on the same weights.
+"""The Ask tab's ViLT: our preprocessing, graph, ONNX export and answers agree with transformers on the same weights.
 
 The reference is transformers itself: `ViltProcessor` (with the PIL image processor, the one installed here) feeding
 `ViltForQuestionAnswering` (the `vilt_logits` fixture), and the visual-question-answering pipeline's scoring
@@ -17,7 +17,7 @@ from PIL import Image
 from studio.families import get_family, vilt
 from studio.media.image import ViltImagePreprocessing
 from tests.helpers import pipeline_top_answers
-from tests.tiny_vilt import ANSWERS
+from tests.tiny.vilt import ANSWERS
 
 QUESTIONS = ("What color is the cat?", "How many cups are on the table?", "is this a photo of a person in space")
 TOLERANCE = 1e-4
@@ -25,19 +25,17 @@ SPEC = vilt.GRAPHS[0]
 
 
 @pytest.fixture(scope="module")
-def vqa_models_dir(tmp_path_factory, tiny_vilt_dir):
-    """A models directory holding the tiny ViLT's ONNX export, shared by the module's read-only tests."""
-    from studio.export.exporter import export_model
-    from studio.sources import resolve
-
-    models_dir = tmp_path_factory.mktemp("exported-vqa")
-    export_model(resolve(str(tiny_vilt_dir), "vqa", models_dir), models_dir)
-    return models_dir
+def vqa_models_dir(exports, tiny_vilt_dir):
+    """A models directory holding the tiny ViLT's ONNX export (shared with other modules: read-only)."""
+    return exports("vqa", tiny_vilt_dir)
 
 
 @pytest.fixture(scope="module")
-def export_dir(vqa_models_dir):
-    return next(vqa_models_dir.glob("vqa/*/manifest.json")).parent
+def export_dir(vqa_models_dir, tiny_vilt_dir):
+    from studio.export.exporter import export_dir as export_dir_of
+    from studio.sources import resolve
+
+    return export_dir_of(vqa_models_dir, resolve(str(tiny_vilt_dir), "vqa", vqa_models_dir))
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,12 @@
-"""A tiny random ViltForQuestionAnswering in the real Hugging Face format, with the real bert-base-uncased tokenizer.
-
-Its weights are random: tests compare our outputs with transformers' on the same weights, never with fixed outputs.
-"""
+"""A tiny random ViltForQuestionAnswering in the real Hugging Face format, with the real bert-base-uncased tokenizer
+(family "vilt")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models import TINY_STACK, bert_tokenizer
+from tests.tiny.stack import TINY_STACK
+from tests.tiny.vocab import bert_tokenizer
 
 # Answers in the style of VQAv2's answer list (dandelin/vilt-b32-finetuned-vqa's id2label holds 3,129 of these).
 ANSWERS = ("yes", "no", "2", "1", "cat", "dog", "red", "white", "coffee", "table", "astronaut", "nothing")

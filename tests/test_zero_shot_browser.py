@@ -1,4 +1,4 @@
-"""End-to-end: the real app in Debian chromium, driven with playwright as a user would.
+"""The Zero-shot tab end to end: the real app in Debian chromium, driven with playwright as a user would.
 
 The model has random weights, so nothing here expects a particular label: the photo test compares what the page shows
 with transformers' own pipeline on the same weights and photo; the camera test checks that a stream of real photos
@@ -15,7 +15,6 @@ import time
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.camera_file import write_y4m
 from tests.helpers import (
     DELAY,
     HAS_GPU,
@@ -26,10 +25,11 @@ from tests.helpers import (
     screenshot_on_failure,
     toggle_accordion,
 )
+from tests.inputs import write_y4m
 
 pytestmark = pytest.mark.browser
 
-ARTIFACT_PREFIX = "browser"  # screenshots: test-artifacts/browser-*.png (the `artifacts` fixture)
+ARTIFACT_PREFIX = "browser-zero-shot"  # screenshots: test-artifacts/browser-zero-shot-*.png (the `artifacts` fixture)
 PHOTO = REPO / "assets" / "images" / "chelsea.jpg"
 TEMPLATE = "a photo of a {}."
 
@@ -108,7 +108,7 @@ def test_photo_classification_matches_transformers_pipeline(app_server, browser,
     )
 
     page = new_page(browser, url)
-    with screenshot_on_failure(page, artifacts / "browser-photo-FAILED.png"):
+    with screenshot_on_failure(page, artifacts / "browser-zero-shot-photo-FAILED.png"):
         page.get_by_role("tab", name="Photo").click()
         # Uploading classifies at once, with the labels in the box at that moment (the defaults).
         page.locator("#zs-photo input[type=file]").set_input_files(str(PHOTO))
@@ -131,7 +131,7 @@ def test_photo_classification_matches_transformers_pipeline(app_server, browser,
         expect(page.locator("#zs-runtime")).to_contain_text("Runs on:")
         expect(page.locator("#zs-timing")).to_contain_text(re.compile(r"Took \d+ ms"))
         shown = read_results(page)
-        page.screenshot(path=str(artifacts / "browser-photo-classified.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "browser-zero-shot-photo-classified.png"), full_page=True)
 
     # The live region: one best label with its percentage, the pipeline's top label.
     match = re.fullmatch(r"Best match: (.+) \((\d+)%\)", shown["announce"])
@@ -170,7 +170,7 @@ def test_live_camera_keeps_up(app_server, pw, chromium, artifacts, photo_arrays,
     browser = launch_chromium(pw, chromium, fake_video=video)
     try:
         page = new_page(browser, url)
-        with screenshot_on_failure(page, artifacts / "browser-camera-FAILED.png"):
+        with screenshot_on_failure(page, artifacts / "browser-zero-shot-camera-FAILED.png"):
             page.get_by_role("tab", name="Camera").click()
             page.locator("#zs-labels textarea").fill(typed)
             page.evaluate(_WATCH_RESULTS_JS)
@@ -188,7 +188,7 @@ def test_live_camera_keeps_up(app_server, pw, chromium, artifacts, photo_arrays,
                 samples.append(read_results(page))
                 page.wait_for_timeout(400)
             samples.append(read_results(page))
-            page.screenshot(path=str(artifacts / "browser-camera-streaming.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "browser-zero-shot-camera-streaming.png"), full_page=True)
 
             record.click()  # Stop
             expect(record).to_contain_text("Record")
@@ -232,7 +232,7 @@ def test_inputs_have_accessible_names(app_server, browser, artifacts):
     """Everything a user touches can be found by its accessible name; the best match is a polite live region."""
     url, _ = app_server
     page = new_page(browser, url)
-    with screenshot_on_failure(page, artifacts / "browser-a11y-FAILED.png"):
+    with screenshot_on_failure(page, artifacts / "browser-zero-shot-a11y-FAILED.png"):
         # Located by name only (these fail when unlabelled), then checked to be the element we mean.
         labels_box = page.get_by_label("Labels to choose between (separate them with commas)", exact=True)
         expect(labels_box).to_have_count(1)
@@ -280,5 +280,5 @@ def test_inputs_have_accessible_names(app_server, browser, artifacts):
         expect(announce).to_have_count(1)
         expect(announce).to_have_attribute("role", "status")
         expect(announce).to_have_attribute("aria-live", "polite")
-        page.screenshot(path=str(artifacts / "browser-a11y-model-and-runtime.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "browser-zero-shot-a11y-model-and-runtime.png"), full_page=True)
     page.context.close()

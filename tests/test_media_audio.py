@@ -1,4 +1,5 @@
-"""Recordings in every form a user can give decode to the same 16 kHz mono samples, and bad ones to sentences.
+"""Recordings in every form a user can give decode to the same 16 kHz mono samples, and bad ones to sentences; long
+recordings are streamed in windows that are the whole recording put together, in bounded memory.
 
 References are independent of `studio.media.audio`: the stdlib `wave` reader with `scipy.signal.resample_poly`, and
 ffmpeg's own decoding, mix-down and resampling (`ffmpeg -ac 1 -ar 16000`).
@@ -27,13 +28,14 @@ from studio.media.audio import (
     RecordingTooLongError,
     RecordingTooShortError,
     SilentRecordingError,
+    StreamResampler,
     UnreadableAudioError,
     Waveform,
     is_silent,
     load_audio,
     sound_windows,
 )
-from tests.tiny_whisper import ffmpeg, ffmpeg_decode, speak_wav
+from tests.inputs import ffmpeg, ffmpeg_decode, speak_wav
 
 RATE = 16000
 SPEECH_RATE = 22050  # espeak-ng's
@@ -359,3 +361,77 @@ def test_is_silent(expected):
     whisper = quiet_room * 10 ** (30 / 20)  # -40 dBFS: as quiet as speech gets into a microphone
     assert not is_silent(Waveform(whisper, RATE))
     assert audio.loudness_dbfs(Waveform(whisper, RATE)) == pytest.approx(-40, abs=1.5)
+
+
+# Long recordings, window by window --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "to"), [(44100, 16000), (8000, 48000), (96000, 16000), (22050, 48000)])
+def test_stream_resampler_equals_whole_resampling(rate, to):
+    x = np.random.default_rng(rate).standard_normal(rate * 3 + 17).astype(np.float32)
+    g = np.gcd(rate, to)
+    expected = resample_poly(x, to // g, rate // g)
+    resampler = StreamResampler(rate, to)
+    rng = np.random.default_rng(0)
+    pieces, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 9000))
+        pieces.append(resampler.push(x[i : i + n]))
+        i += n
+    got = np.concatenate([*pieces, resampler.flush()])
+    assert len(got) == len(expected)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "rate"),
+    [
+        ("long", 16000),
+        ("speech.flac", 48000),
+        ("speech.mp3", 16000),
+        ("speech_8k", 48000),
+        ("six_channels", 16000),
+        ("tone_stereo", 48000),
+        ("video", 16000),
+    ],
+)
+def test_windows_are_the_whole_recording(sounds, name, rate):
+    """Streamed windows, put back together, are what decoding the whole file gives (8 and 96 kHz, 2 and 6 channels,
+    compressed, a video's sound track)."""
+    whole = load_audio(sounds[name], rate, None).samples
+    window = rate // 2
+    windows = list(sound_windows(sounds[name], rate, window))
+    assert [w.index for w in windows] == list(range(len(windows)))
+    assert all(len(w.samples) == window for w in windows[:-1])
+    assert windows[1].start_s == pytest.approx(0.5)
+    got = np.concatenate([w.samples for w in windows])
+    n = len(got)
+    assert len(whole) - int(0.3 * rate) <= n <= len(whole)  # a tail under 0.3 s may be left out
+    np.testing.assert_allclose(got, whole[:n], atol=1e-5)
+
+
+def test_long_recording_is_streamed_with_bounded_memory(tmp_path):
+    """Ten minutes at 44.1 kHz stereo, heard as 48 kHz windows: never more than a few windows in memory at once."""
+    path = tmp_path / "ten-minutes.wav"
+    rate, seconds = 44100, 600
+    rng = np.random.default_rng(0)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        for _ in range(seconds // 10):
+            out.writeframes((rng.standard_normal((rate * 10, 2)) * 3000).astype("<i2").tobytes())
+    whole_bytes = seconds * 48000 * 4  # what holding the decoded recording would take: 115 MB
+    fractions = []
+    tracemalloc.start()
+    try:
+        count = 0
+        for window in sound_windows(path, 48000, 480000, progress=lambda f, m: fractions.append(f)):
+            count += 1
+            assert len(window.samples) == 480000
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 60
+    assert peak < whole_bytes / 8, f"peak {peak / 1e6:.0f} MB"
+    assert fractions[-1] == pytest.approx(1.0) and fractions == sorted(fractions)
