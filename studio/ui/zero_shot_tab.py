@@ -43,9 +43,13 @@ class ZeroShotTab:
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce()
 
-    def classifier_choices(self, current=None):
-        names = self.service.classifier_names()
-        return gr.update(choices=[NO_CLASSIFIER, *names], value=current if current in names else "")
+    def classifier_choices(self):
+        """The saved classifiers to choose from, refreshed when the picker gets focus.
+
+        Only the choices: the value stays as the user sets it, since this answer can arrive after the user picked one
+        (a classifier deleted meanwhile is refused with a sentence when used).
+        """
+        return gr.update(choices=[NO_CLASSIFIER, *self.service.classifier_names()])
 
     def _run(self, image, settings: tuple, progress: Progress = no_progress) -> dict:
         """The service's call for the tab's settings (in the order of `build`'s settings list)."""
@@ -179,7 +183,7 @@ def build(ctx) -> None:
                 elem_id="zs-labels",
             )
             saved_classifier = gr.Dropdown(
-                choices=[NO_CLASSIFIER, *tab.classifier_choices()["choices"][1:]],
+                choices=tab.classifier_choices()["choices"],
                 value="",
                 label="Saved classifier (made in the Fine-tune tab) instead of the labels",
                 elem_id="zs-classifier",
@@ -207,9 +211,7 @@ def build(ctx) -> None:
         template,
         saved_classifier,
     ]
-    saved_classifier.focus(
-        tab.classifier_choices, [saved_classifier], [saved_classifier], api_name="zs_saved_classifiers"
-    )
+    saved_classifier.focus(tab.classifier_choices, None, [saved_classifier], api_name="zs_saved_classifiers")
     outputs = [scores, announce, timing, badge]
     classify_btn.click(tab.classify_photo, [photo, *settings], outputs, api_name="classify")
     photo.upload(tab.classify_photo, [photo, *settings], outputs, api_name=False)
