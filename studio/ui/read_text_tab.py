@@ -237,8 +237,14 @@ def build(ctx) -> None:
                     )
                 with gr.Tab("Camera", id="rt-camera-tab"):
                     live = gr.Checkbox(value=True, label="Live reading (say new text as it appears)", elem_id="rt-live")
+                    # Not mirrored: gradio mirrors the webcam by default, and mirrored text cannot be read.
                     camera = gr.Image(
-                        sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="rt-camera"
+                        sources=["webcam"],
+                        streaming=True,
+                        type="numpy",
+                        label="Camera",
+                        elem_id="rt-camera",
+                        webcam_options=gr.WebcamOptions(mirror=False),
                     )
                     again_btn = gr.Button("Read again", variant="primary", elem_id="rt-read-again")
                     interval = gr.Slider(
