@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,7 +102,6 @@ class ReadResult:
     dropped: int = 0
     width: int = 0
     height: int = 0
-    notices: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -214,13 +213,15 @@ class ReadTextTask(GraphTask):
 
     # The three graphs -------------------------------------------------------------------------------------------
 
+    def _run(self, name: str, pixels: np.ndarray) -> np.ndarray:
+        """Runs one graph on its one input, by the names its family declares; returns its one output."""
+        spec = next(g for g in self.family.GRAPHS if g.name == name)
+        return self.graphs.graphs[name].run({spec.input_names[0]: pixels})[spec.output_names[0]]
+
     def detect(self, bgr: np.ndarray) -> list[np.ndarray]:
         """Text boxes (4x2 float32 corners, clockwise from top left) in the pixels of `bgr`, in the detector's order."""
         s = self.settings
-        pixels = detector_input(bgr, s.detect_min_side)
-        graph = self.graphs.graphs["detector"]
-        spec = self.family.GRAPHS[0]
-        probability = graph.run({spec.input_names[0]: pixels})[spec.output_names[0]][0, 0]
+        probability = self._run("detector", detector_input(bgr, s.detect_min_side))[0, 0]
         height, width = bgr.shape[:2]
         boxes = []
         for box in db_boxes(probability, width, height, s):
@@ -237,12 +238,10 @@ class ReadTextTask(GraphTask):
         import cv2
 
         s = self.settings
-        spec = self.family.GRAPHS[1]
-        graph = self.graphs.graphs["classifier"]
         crops, flipped = list(crops), [False] * len(crops)
         for batch in _batches_by_width(crops, s.batch):
             pixels = np.stack([_padded_line(crops[i], s.classify_height, s.classify_width) for i in batch])
-            probabilities = graph.run({spec.input_names[0]: pixels})[spec.output_names[0]]
+            probabilities = self._run("classifier", pixels)
             for i, p in zip(batch, probabilities):
                 if int(np.argmax(p)) == 1 and float(p[1]) > s.flip_threshold:  # labels: "0", "180"
                     crops[i] = cv2.rotate(crops[i], cv2.ROTATE_180)
@@ -252,14 +251,12 @@ class ReadTextTask(GraphTask):
     def recognize(self, crops: list[np.ndarray], restore_spaces: bool = True) -> list[tuple[str, float]]:
         """(text, confidence) of each crop, in the crops' order."""
         s = self.settings
-        spec = self.family.GRAPHS[2]
-        graph = self.graphs.graphs["recognizer"]
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         for batch in _batches_by_width(crops, s.batch):
             widest = max(s.recognize_width / s.recognize_height, *(_ratio(crops[i]) for i in batch))
             width = int(s.recognize_height * widest)
             pixels = np.stack([_padded_line(crops[i], s.recognize_height, width) for i in batch])
-            probabilities = graph.run({spec.input_names[0]: pixels})[spec.output_names[0]]
+            probabilities = self._run("recognizer", pixels)
             for i, p in zip(batch, probabilities):
                 out[i] = ctc_greedy(p, self.characters, restore_spaces)
         return out
