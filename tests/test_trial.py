@@ -159,3 +159,32 @@ def test_the_trial_commands(cli_env, tmp_path):
     assert_plain_sentence(error_sentence(studio(cli_env, "trial", "summary", tmp_path / "nothing")), "no trial log")
     proc = studio(cli_env, "--trial-log", tmp_path / "log", "--participant", "Jane Doe", "--no-browser", timeout=60)
     assert_plain_sentence(error_sentence(proc), "participant code")
+
+
+def test_the_tabs_hook_logs_only_while_on_and_says_how_it_was_delivered(tmp_path):
+    """`TrialHook`, what every tab logs with: nothing while the log is off; spoken / shown / skipped from the speech
+    settings; live streams logged only when their text changes; a log that cannot be written never stops a tab."""
+    from types import SimpleNamespace
+
+    from studio.ui.trial_panel import TrialHook
+
+    ctx = SimpleNamespace(trial=None)
+    hook = TrialHook(ctx, "Sound & scene")
+    assert hook.output(_result(0.9), "Hearing: speech") is None  # off
+    ctx.trial = TrialLog(tmp_path / "log", "P03")
+    spoken = (True, "server", 150, "en-us", False)
+    assert hook.output(_result(0.9), "Speech.", speech=spoken, settings={"fusion": "late"})
+    hook.output(_result(0.9), "Speech.", speech=(False, "auto", 175, "en-us", True))
+    hook.output(_result(0.9), "Speech.", speech=spoken, skipped=True)
+    for text in ("Hearing: speech", "Hearing: speech", "Hearing: music", "Hearing: music"):
+        hook.output(_result(0.9), text, session="s1", only_changes=True)
+    hook.output(_result(0.9), "Hearing: music", session="s2", only_changes=True)  # another listener
+    records = read_log(tmp_path / "log")[0]
+    assert [r["delivery"] for r in records] == ["spoken", "shown", "skipped-unchanged", "shown", "shown", "shown"]
+    assert [r["text"] for r in records[3:]] == ["Hearing: speech", "Hearing: music", "Hearing: music"]
+    assert records[0]["settings"] == {"min_confidence": 0.5, "fusion": "late", "speak": True, "voice": "server",
+                                      "rate_wpm": 150}  # fmt: skip
+    assert records[0]["tab"] == "Sound & scene" and records[0]["participant"] == "P03"
+    (tmp_path / "log" / "trial-log.jsonl").unlink()
+    (tmp_path / "log" / "trial-log.jsonl").mkdir()  # the log can no longer be written
+    assert hook.output(_result(0.9), "Speech.") is None
