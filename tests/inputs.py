@@ -140,3 +140,74 @@ def write_y4m(
                 f.write(b"FRAME\n")
                 f.write(data)
     return path
+
+
+# Pictures of text with known words: Debian's DejaVu fonts drawn with PIL ----------------------------------------
+
+FONTS = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def font_path(name: str) -> Path:
+    """A DejaVu font file (Debian's fonts-dejavu-core, which scripts/bootstrap --dev installs), e.g. "DejaVuSans"."""
+    path = FONTS / f"{name}.ttf"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing (scripts/bootstrap --dev installs fonts-dejavu-core)")
+    return path
+
+
+def text_picture(
+    rows: Sequence[str],
+    font: str = "DejaVuSans",
+    size: int = 28,
+    angle: float = 0.0,
+    columns: Sequence[Sequence[str]] = (),
+    background=None,
+    ink=(20, 20, 20),
+    paper=(250, 250, 245),
+    margin: int | None = None,
+    camera: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """An RGB picture of text: `rows` one under the other (and, with `columns`, more columns of rows beside them),
+    in a DejaVu font of `size` pixels, turned by `angle` degrees (counter-clockwise), on paper.
+
+    Args:
+        background: An RGB photo to lay the paper on, as a label on a thing (None: the paper is the picture).
+        camera: Look like a camera frame: a slight blur, noise and JPEG compression.
+    """
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    typeface = ImageFont.truetype(str(font_path(font)), size)
+    margin = size if margin is None else margin
+    line_height = int(size * 1.5)
+    blocks = [list(rows), *[list(c) for c in columns]]
+    widths = [max(int(typeface.getlength(r)) for r in block) for block in blocks]
+    gutter = size * 3
+    width = sum(widths) + gutter * (len(blocks) - 1) + 2 * margin
+    height = max(len(b) for b in blocks) * line_height + 2 * margin
+    paper_image = Image.new("RGB", (width, height), paper)
+    draw = ImageDraw.Draw(paper_image)
+    x = margin
+    for block, block_width in zip(blocks, widths):
+        for i, row in enumerate(block):
+            draw.text((x, margin + i * line_height), row, font=typeface, fill=ink)
+        x += block_width + gutter
+    picture = paper_image.rotate(angle, expand=True, resample=Image.BICUBIC, fillcolor=(128, 128, 128))
+    if background is not None:
+        base = Image.fromarray(np.asarray(background, dtype=np.uint8)).convert("RGB")
+        scale = max(1.0, 1.4 * picture.width / base.width, 1.4 * picture.height / base.height)
+        base = base.resize((int(base.width * scale), int(base.height * scale)))
+        mask = Image.new("L", paper_image.size, 255).rotate(angle, expand=True)
+        base.paste(picture, ((base.width - picture.width) // 2, (base.height - picture.height) // 2), mask)
+        picture = base
+    if camera:
+        import io
+
+        rng = np.random.default_rng(seed)
+        picture = picture.filter(ImageFilter.GaussianBlur(0.8))
+        noisy = np.asarray(picture, dtype=np.float32) + rng.normal(0, 6, (picture.height, picture.width, 3))
+        picture = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+        encoded = io.BytesIO()
+        picture.save(encoded, format="JPEG", quality=70)
+        picture = Image.open(io.BytesIO(encoded.getvalue())).convert("RGB")
+    return np.asarray(picture)

@@ -68,7 +68,11 @@ def exported(request, exports) -> SimpleNamespace:
 
 
 def test_every_family_has_a_tiny_model_and_one_task():
-    assert set(MAKERS) == set(FAMILIES)
+    # A family whose real ONNX graphs ship in a package (PP-OCR) has no tiny model: its tests run the real weights
+    # (test_read_text_parity.py), and its graphs are pinned by sha256 in its registry row, not exported.
+    shipped = {f for f in FAMILIES if getattr(get_family(f), "SHIPS_ONNX", False)}
+    assert shipped == {row.family for row in REGISTRY if row.package}
+    assert set(MAKERS) == set(FAMILIES) - shipped
     assert set(TASK_OF) == set(FAMILIES)
     assert len({(row.family, row.task) for row in REGISTRY}) == len(TASK_OF)
     assert EXPORTABLE and PYTORCH_ONLY and QUANTIZABLE

@@ -20,14 +20,20 @@ PINNED_AT_FIRST_DOWNLOAD = {
 
 @pytest.mark.parametrize("spec", list(REGISTRY), ids=lambda s: s.key)
 def test_rows_are_pinned_and_buildable(spec):
+    family = get_family(spec.family)
+    assert spec.title and spec.licence and family.GRAPHS
+    if spec.package is not None:  # graphs shipped in a package: its version, and every graph's file and sha256
+        assert re.fullmatch(r"\d+(\.\d+)+", spec.revision) and getattr(family, "SHIPS_ONNX", False)
+        assert set(spec.graphs) == {g.name for g in family.GRAPHS}
+        assert all(
+            re.fullmatch(r"[0-9a-f]{64}", g["sha256"]) and g["file"].endswith(".onnx") for g in spec.graphs.values()
+        )
+        return
     if spec.revision is None:
         assert spec.hub_id in PINNED_AT_FIRST_DOWNLOAD, "every new hub id is pinned to a commit"
     else:
         assert re.fullmatch(r"[0-9a-f]{40}", spec.revision), "every hub id is pinned to a commit"
-    family = get_family(spec.family)
-    assert family.GRAPHS
     assert spec.architecture["model_type"]
-    assert spec.title and spec.licence
 
 
 def test_each_task_has_exactly_one_default():

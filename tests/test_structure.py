@@ -152,6 +152,6 @@ def test_every_task_of_the_registry_has_a_predict_row_and_a_service():
     from studio.registry import REGISTRY
 
     assert {spec.task for spec in REGISTRY} == set(TASKS)
-    for module in ("zero_shot", "caption", "ask", "transcribe", "video", "sound_scene", "classifiers"):
+    for module in ("zero_shot", "caption", "ask", "transcribe", "video", "sound_scene", "classifiers", "read_text"):
         services = importlib.import_module(f"studio.services.{module}")
         assert any(name.endswith("Service") for name in vars(services)), module

@@ -72,6 +72,8 @@ class GraphSet:
         metadata: Family-specific values the graphs need around them (e.g. CLIP's logit scale).
         notices: Sentences for the user about how the model was loaded (fallbacks, exports made).
         family: The model family (`studio.families`) whose graphs these are: it knows the text length and the like.
+        source: Where the graphs came from, as an export manifest records it ({"kind": "hub", "id", "revision"},
+            {"kind": "directory", "path", ...} or {"kind": "package", "id", "package", "revision"}); empty if unknown.
     """
 
     graphs: dict[str, Backend]
@@ -80,3 +82,4 @@ class GraphSet:
     metadata: dict = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     family: str = ""
+    source: dict = field(default_factory=dict)

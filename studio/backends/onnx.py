@@ -63,6 +63,8 @@ class OnnxBackend:
         self._inputs = {i.name: _ORT_TO_NUMPY.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.input_names = tuple(self._inputs)
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+        # The graph's own key/value metadata (e.g. PP-OCR's recognizer keeps its character dictionary there).
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the graph.

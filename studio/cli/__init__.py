@@ -9,18 +9,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from studio.cli.bench import BENCH
 from studio.cli.common import TASKS, Command, Group, add_common, close_bars, models_dir, print_json, say
 from studio.cli.finetune import FINETUNE
 from studio.cli.models import COMMANDS as MODEL_COMMANDS
 from studio.cli.predict import PREDICT
+from studio.cli.trial import TRIAL
 
 COMMANDS: dict[str, Command | Group] = {
     "predict": Group("run a task on a file and print JSON", PREDICT, dest="task"),
     **{name: MODEL_COMMANDS[name] for name in ("listen", "export", "models")},
     "bench": Group("benchmark ONNX Runtime against PyTorch on a full-size architecture", BENCH, dest="bench"),
     "finetune": Group("teach the zero-shot model your own classes from examples", FINETUNE, dest="finetune_command"),
+    "trial": Group("export or summarize an accessibility trial's log", TRIAL, dest="trial_command"),
 }
 
 
@@ -40,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK=MODEL",
         dest="app_models",
         help="preselect a tab's model: a hub id or a local folder, e.g. zero-shot=/data/my-clip (repeatable)",
+    )
+    parser.add_argument(
+        "--trial-log",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="log every output shown or spoken, and its rating, into DIR (accessibility trials; see `studio trial`)",
+    )
+    parser.add_argument(
+        "--participant", default=None, metavar="CODE", help="the trial participant's code (e.g. P07), never a name"
+    )
+    parser.add_argument(
+        "--keep-pictures", action="store_true", help="with --trial-log: keep each output's picture beside the log"
     )
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command")
@@ -93,6 +109,9 @@ def _dispatch(args) -> int:
             models_dir=models_dir(args),
             open_browser=not args.no_browser,
             models=_app_models(args.app_models),
+            trial_log=args.trial_log,
+            participant=args.participant,
+            keep_pictures=args.keep_pictures,
         )
         return 0
     result = command.run(args)

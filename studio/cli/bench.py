@@ -26,6 +26,7 @@ BENCHES = {
     "finetune": Bench("studio.bench.finetune", runs=30, batch=True),
     "video": Bench("studio.bench.video", runs=30),
     "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
+    "read-text": Bench("studio.bench.read_text", runs=20),
 }
 
 
@@ -57,7 +58,10 @@ def _runner(bench: Bench):
     return run
 
 
+HELP = {
+    "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner"
+}
 BENCH: dict[str, Command] = {
-    name: Command(f"benchmark {name}: ONNX Runtime against PyTorch", _arguments(b), _runner(b))
+    name: Command(HELP.get(name, f"benchmark {name}: ONNX Runtime against PyTorch"), _arguments(b), _runner(b))
     for name, b in BENCHES.items()
 }

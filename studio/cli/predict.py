@@ -190,6 +190,35 @@ def _av_events(args) -> dict:
     )
 
 
+# read-text ---------------------------------------------------------------------------------------------------------
+
+
+def _read_text_args(p):
+    p.add_argument("--image", required=True, help="image file (a photo of a label, a sign, a screen, a letter)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        help="leave out lines read with a lower confidence, 0 to 1 (default: the model's 0.5)",
+    )
+    p.add_argument(
+        "--spaces-as-read", action="store_true", help="do not put back spaces the recognizer left out between words"
+    )
+    add_runtime(p, variant=False, help_model="the OCR model (default: PP-OCRv4 from the rapidocr-onnxruntime package)")
+
+
+def _read_text(args) -> dict:
+    from studio.services.read_text import ReadTextService
+
+    return ReadTextService(loaded_models(args))(
+        args.image,
+        min_confidence=args.min_confidence,
+        restore_spaces=not args.spaces_as_read,
+        runtime=runtime_of(args),
+        progress=tqdm_progress("Reading"),
+    )
+
+
 def _options(args, *names: str) -> dict:
     """The arguments of these names, as keyword arguments of a service (they share their names)."""
     return {name: getattr(args, name) for name in names}
@@ -203,5 +232,8 @@ PREDICT: dict[str, Command] = {
     "video": Command("recognize the action in a video, window by window", _video_args, _video, True),
     "av-events": Command(
         "what is happening, from a sound, a picture, or both fused", _av_events_args, _av_events, True
+    ),
+    "read-text": Command(
+        "read the text in an image: lines with boxes, in reading order", _read_text_args, _read_text, True
     ),
 }

@@ -44,6 +44,11 @@ def export_source(
     from studio.export.exporter import export_model
     from studio.export.quantize import quantize_export
 
+    if source.shipped:
+        raise ExportError(
+            f"{source.display_name} ships its graphs as ONNX in the {source.spec.package} package: there is nothing "
+            "to export."
+        )
     if quantize and not has_int8(source.family):
         raise ExportError(f"{source.display_name} has no int8 variant yet; export it without int8.")
     if source.local_dir is None and source.spec is None:

@@ -46,6 +46,7 @@ _MODULES = {
     "ast": "studio.families.ast",
     "clap": "studio.families.clap",
     "xclip": "studio.families.xclip",
+    "ppocr": "studio.families.ppocr",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.

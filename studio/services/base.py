@@ -72,22 +72,34 @@ class LoadedModels:
 
 
 def model_name(task) -> str:
-    """The name of the model a loaded task runs: the hub id or folder its export was made from, else its folder."""
-    from studio.export.manifest import read_manifest
+    """The name of the model a loaded task runs: the hub id, package row or folder its graphs came from, else their
+    folder."""
+    source = task.graphs.source
+    if not source:
+        from studio.export.manifest import read_manifest
 
-    manifest = read_manifest(Path(task.graphs.files_dir))
-    if manifest:
-        source = manifest["source"]
-        return source.get("id") or source.get("path")
-    return str(task.graphs.files_dir)
+        source = (read_manifest(Path(task.graphs.files_dir)) or {}).get("source", {})
+    return source.get("id") or source.get("path") or str(task.graphs.files_dir)
+
+
+def model_revision(task) -> str | None:
+    """The revision of the model a loaded task runs: the pinned commit of a hub model, the version of the package
+    that ships it, or the sha256 of a local folder's files recorded at export (None when unknown)."""
+    source = task.graphs.source
+    if not source:
+        from studio.export.manifest import read_manifest
+
+        source = (read_manifest(Path(task.graphs.files_dir)) or {}).get("source", {})
+    return source.get("revision") or source.get("sha256")
 
 
 def ran_on(task) -> dict:
-    """What ran a result, for the result's dict: model, backend ("onnx"/"torch"), provider, and the runtime report
-    read back from the session that ran (never the one requested)."""
+    """What ran a result, for the result's dict: model and its revision, backend ("onnx"/"torch"), provider, and the
+    runtime report read back from the session that ran (never the one requested)."""
     runtime = task.runtime
     return {
         "model": model_name(task),
+        "revision": model_revision(task),
         "backend": "onnx" if runtime.engine == "ONNX Runtime" else "torch",
         "provider": runtime.providers[0] if runtime.providers else runtime.device.lower(),
         "runtime": runtime.as_dict(),

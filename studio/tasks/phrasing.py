@@ -54,21 +54,33 @@ def _fix_articles(text: str) -> str:
     return re.sub(r"\b(a|an|A|An)\s+(\w+)", repl, text)
 
 
-def hedged(text: str, confidence: float, not_sure: str = "I'm not sure what this shows.") -> tuple[str, str]:
+def hedged(
+    text: str,
+    confidence: float,
+    not_sure: str = "I'm not sure what this shows.",
+    *,
+    unsure_below: float = UNSURE_BELOW,
+    guessing_below: float = GUESSING_BELOW,
+    capitalize: bool = True,
+) -> tuple[str, str]:
     """Phrases a description by how sure the model is.
 
     Args:
         text: The description.
-        confidence: In [0, 1] (geometric mean token probability for captions, answer probability for VQA).
+        confidence: In [0, 1] (geometric mean token probability for captions, answer probability for VQA, mean
+            character probability for read text).
         not_sure: What to say first when the model is only guessing.
+        unsure_below, guessing_below: The model's own levels for "probably" and "not sure" (its confidences are
+            calibrated differently: a reader's characters are far more often sure than a caption's words).
+        capitalize: Start a sure text with a capital (off for read text, which is said as it is written).
 
     Returns:
         The phrased text and the level: "sure", "unsure" ("probably ...") or "guessing".
     """
     text = text.strip()
     end = "" if text[-1:] in ".!?" else "."  # the model may have ended its own sentence
-    if confidence < GUESSING_BELOW:
+    if confidence < guessing_below:
         return f"{not_sure} It might be {text}{end}", "guessing"
-    if confidence < UNSURE_BELOW:
+    if confidence < unsure_below:
         return f"Probably {text}{end}", "unsure"
-    return f"{text[:1].upper()}{text[1:]}{end}", "sure"
+    return f"{text[:1].upper() if capitalize else text[:1]}{text[1:]}{end}", "sure"

@@ -10,7 +10,16 @@ from pathlib import Path
 import gradio as gr
 
 from studio.services.base import LoadedModels
-from studio.ui import ask_tab, caption_tab, finetune_tab, sound_tab, video_tab, zero_shot_tab
+from studio.ui import (
+    ask_tab,
+    caption_tab,
+    finetune_tab,
+    read_text_tab,
+    sound_tab,
+    trial_panel,
+    video_tab,
+    zero_shot_tab,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +32,14 @@ class AppContext:
         models_dir: Root of exports and local model copies.
         models: Preselected model per task (hub id or folder), from `studio --model TASK=...`.
         loaded: The models loaded in this process, shared by every tab's services.
+        trial: The trial log (`studio.trial.TrialLog`) while it is on, None while off (`studio.ui.trial_panel`).
     """
 
     models_dir: Path
     models: dict[str, str] = field(default_factory=dict)
     demo: gr.Blocks | None = None  # the app being built, for page-load events
     loaded: LoadedModels = None
+    trial: object = None
 
     def __post_init__(self) -> None:
         if self.loaded is None:
@@ -43,6 +54,7 @@ TABS: list[tuple[str, Callable[[AppContext], None]]] = [
     ("Sound & scene", sound_tab.build),
     ("Video", video_tab.build),
     ("Fine-tune", finetune_tab.build),
+    ("Read text", read_text_tab.build),
 ]
 
 _CSS = """
@@ -58,6 +70,8 @@ _CSS = """
 #ft-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #ask-announce.studio-problem, #ask-heard.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #snd-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
+#rt-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
+#rt-announce.studio-problem, #trial-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #snd-announce.studio-problem, #snd-teach-status.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 """
 
@@ -88,10 +102,21 @@ window.studioFillVoices = () => {
 };
 // Keyboard: Alt+Shift+D describes now (the visible describe button), Alt+Shift+S stops speaking,
 // Alt+Shift+Q focuses the question box, Alt+Shift+L the labels box.
+// Alt+Shift+R reads the photo or reads the camera's text again. Trial ratings: 1/2/3 when not typing in a box, or
+// Alt+Shift+1/2/3 anywhere, while the trial log's rating buttons are shown.
 // Key codes, not characters, so it works on every layout and on macOS.
 document.addEventListener("keydown", (event) => {
-  if (!(event.altKey && event.shiftKey)) return;
   const visible = (selector) => [...document.querySelectorAll(selector)].find((el) => el.offsetParent !== null);
+  const digit = /^(Digit|Numpad)([123])$/.exec(event.code);
+  if (digit && !event.ctrlKey && !event.metaKey) {
+    const target = event.target;
+    const typing = target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+    const rateKey = (event.altKey && event.shiftKey) || (!event.altKey && !typing);
+    const button = rateKey && visible(`#trial-rate-${digit[2]}`);
+    if (button) { event.preventDefault(); button.click(); }
+    return;
+  }
+  if (!(event.altKey && event.shiftKey)) return;
   if (event.code === "KeyD") {
     const button = visible("#cap-describe-photo, #cap-describe-camera");
     if (button) { event.preventDefault(); button.click(); }
@@ -102,6 +127,9 @@ document.addEventListener("keydown", (event) => {
   } else if (event.code === "KeyQ") {
     const box = visible("#ask-question textarea, #ask-question input");
     if (box) { event.preventDefault(); box.focus(); }
+  } else if (event.code === "KeyR") {
+    const button = visible("#rt-read-photo, #rt-read-again");
+    if (button) { event.preventDefault(); button.click(); }
   } else if (event.code === "KeyL") {
     const box = visible("#zs-labels textarea");
     if (box) { event.preventDefault(); box.focus(); }
@@ -124,6 +152,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             for title, build in TABS:
                 with gr.Tab(title):
                     build(ctx)
+        trial_panel.build(ctx)
     return demo
 
 
@@ -134,6 +163,9 @@ def launch(
     open_browser: bool = True,
     models: dict[str, str] | None = None,
     block: bool = True,
+    trial_log: Path | None = None,
+    participant: str | None = None,
+    keep_pictures: bool = False,
 ):
     """Builds and serves the app.
 
@@ -144,10 +176,19 @@ def launch(
         open_browser: Open the app in the default browser.
         models: Preselected model per task.
         block: Serve until interrupted (False returns the running app, for tests).
+        trial_log: Start with the trial log on, writing into this folder (`studio.trial`).
+        participant: The trial participant's code.
+        keep_pictures: Keep each logged output's picture beside the trial log.
+
+    Raises:
+        TrialError: The trial log's folder cannot be made, or the participant code is not a code.
     """
     from studio.paths import default_models_dir
+    from studio.trial import NO_PARTICIPANT, TrialLog
 
     ctx = AppContext(models_dir=Path(models_dir) if models_dir else default_models_dir(), models=dict(models or {}))
+    if trial_log is not None:
+        ctx.trial = TrialLog(Path(trial_log), participant or NO_PARTICIPANT, keep_pictures)
     ctx.models_dir.mkdir(parents=True, exist_ok=True)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=4)

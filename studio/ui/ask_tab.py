@@ -16,6 +16,7 @@ from studio.services.base import Runtime
 from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
+from studio.ui.trial_panel import TrialHook
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ STT_TASK = "speech-to-text"
 
 class AskTab:
     """The tab's state shared by all sessions: loaded VQA and speech-to-text models, server speech."""
+
+    trial = TrialHook()  # the trial log (build sets the app's)
 
     def __init__(self, loaded) -> None:
         from studio.services.ask import AskService
@@ -66,6 +69,9 @@ class AskTab:
             return gr.skip(), problem(str(exc), "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
             gr.Info(notice)
+        top = result["answers"][0]["score"] if result["answers"] else None
+        speech = (speak, source, wpm, voice, can_speak)
+        self.trial.output(result, result["answer"], speech=speech, picture=image, confidence=top)
         self.said += 1
         scores = {a["answer"]: a["score"] for a in result["answers"]}
         return (
@@ -93,6 +99,7 @@ class AskTab:
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
     tab = AskTab(ctx.loaded)
+    tab.trial = TrialHook(ctx, "Ask")
     gr.Markdown(
         "### Ask about what the camera sees\n"
         "Give a photo (or take one with the camera), then type or say a question.  \n"

@@ -26,6 +26,7 @@ from studio.ui.components import (
 )
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
+from studio.ui.trial_panel import TrialHook
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ VERBOSITY_CHOICES = [("Short (a few words)", "short"), ("Detailed (a fuller sent
 
 class CaptionTab:
     """The tab's state shared by all sessions: the service, live gate, narrators, server speech."""
+
+    trial = TrialHook()  # the trial log (build sets the app's)
 
     def __init__(self, loaded) -> None:
         from studio.services.caption import CaptionService
@@ -94,6 +97,7 @@ class CaptionTab:
             gr.Info(notice)
         text = result["caption"]
         audio = self.spoken(text, speech, gr.Warning)
+        self.trial.output(result, text, speech=speech, settings=what, picture=image)
         self.said += 1
         timing = (
             f"Took {result['latency_ms']:.0f} ms (image {result['encoder_ms']:.0f} ms, "
@@ -161,9 +165,13 @@ class CaptionTab:
             return gr.skip(), gr.skip(), gr.skip(), stats.summary, gr.skip(), gr.skip()
         badge = runtime_badge(result["runtime"])
         if not result["changed"] or not narrator.announce(result["caption"], np.asarray(result["scene_embedding"])):
+            if result["changed"]:  # described, but the same words as just said
+                self.trial.output(result, result["caption"], speech=speech, skipped=True, settings=what, picture=frame)
             return gr.skip(), gr.skip(), gr.skip(), stats.summary, badge, gr.skip()
         text = result["caption"]
         audio = self.spoken(text, speech, lambda m: self.warn_once(session, m))
+        live_settings = {**what, "interval_s": interval, "change_threshold": threshold}
+        self.trial.output(result, text, speech=speech, settings=live_settings, picture=frame)
         self.said += 1
         return text, live_region(text, "cap-announce"), audio, stats.summary, badge, f"{self.said}|{text}"
 
@@ -201,6 +209,7 @@ def _verbosity_values(verbosity: str):
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
     tab = CaptionTab(ctx.loaded)
+    tab.trial = TrialHook(ctx, "Caption")
     gr.Markdown(
         "### Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"

@@ -74,6 +74,7 @@ def build_model_panel(
     quantize: bool = False,
     exportable: bool = True,
     what: str = "",
+    runtime_note: str | None = None,
 ) -> ModelPanel:
     """Builds the panel (inside an open accordion) and wires its own events.
 
@@ -87,6 +88,8 @@ def build_model_panel(
         exportable: Offer the runtime choice and the export button (False for PyTorch-only models).
         what: What the model does, in the control labels ("Question answering" -> "Question answering model"),
             so a screen reader tells two pickers on one tab apart.
+        runtime_note: With `exportable=False`, what to say about the runtime instead of "PyTorch" (a model whose
+            graphs ship as ONNX).
     """
     kind = f"{what} model" if what else "Model"
     default = preselected or REGISTRY.default_for(task).hub_id
@@ -111,7 +114,7 @@ def build_model_panel(
         if exportable:
             backend = gr.Radio(BACKEND_CHOICES, value="auto", label=_for("Runtime", what), elem_id=f"{prefix}-backend")
         else:
-            gr.Markdown("**Runtime:** PyTorch (this model has no ONNX export yet).")
+            gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
     model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
     if not exportable:

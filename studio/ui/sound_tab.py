@@ -15,7 +15,7 @@ import threading
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.services.base import Runtime
+from studio.services.base import Runtime, ran_on
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -26,6 +26,7 @@ from studio.ui.components import (
     ui_progress,
 )
 from studio.ui.model_panel import build_model_panel
+from studio.ui.trial_panel import TrialHook
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ TOP_LABELS = 5
 
 class SoundTab:
     """The tab's state shared by all sessions: the service, live listeners per session."""
+
+    trial = TrialHook()  # the trial log (build sets the app's)
 
     def __init__(self, loaded) -> None:
         from studio.services.sound_scene import SoundSceneService
@@ -98,6 +101,8 @@ class SoundTab:
         ranking = result["fused"][:TOP_LABELS]
         top = ranking[0]
         said = f"Most likely: {top['label']} ({top['score']:.0%}, {_fusion_words(result['fusion'])})."
+        heard = {"fusion": result["fusion"], "audio_weight": audio_weight, "labels": labels}
+        self.trial.output(result, said, settings=heard, picture=image, confidence=top["score"])
         timeline_fig, timeline_alt, summary_md = timeline_outputs(result.get("sound"))
         return (
             {r["label"]: r["score"] for r in ranking},
@@ -139,6 +144,10 @@ class SoundTab:
         if step.silent:
             return {}, live_region("Silence.", "snd-announce"), f"{heard} silence."
         # The live region names only the top label, so screen readers speak when it changes, not every second.
+        hearing = {**ran_on(task), "latency_ms": None, "settings": {"window_s": LIVE_WINDOW_S, "labels": labels}}
+        self.trial.output(
+            hearing, f"Hearing: {top[0]['label']}", confidence=top[0]["score"], session=session, only_changes=True
+        )
         return (
             {t["label"]: t["score"] for t in top},
             live_region(f"Hearing: {top[0]['label']}", "snd-announce"),
@@ -306,6 +315,7 @@ def comparison_markdown(evaluation: dict) -> str:
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
     tab = SoundTab(ctx.loaded)
+    tab.trial = TrialHook(ctx, "Sound & scene")
     gr.Markdown(
         "### What is happening? Listen and look\n"
         "Give a sound (the microphone, a sound file, or a video's sound track), a picture (the camera, a photo, or "
