@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.atomic import replaced_on_success
+from studio.atomic import replaced_on_success, temporary_prefix
 from studio.classifiers.store import ClassifierStore
 from studio.classifiers.training import HELD_OUT_FRACTION, TrainingCancelled, check_trainable
 from studio.errors import ClassifierError
@@ -247,11 +247,11 @@ def fine_tune(
     probe = _linear_probe_accuracy(store, name)
     progress(0.95, "Saving the fine-tuned model…")
     model_dir = store.folder(name) / MODEL_DIR
-    tmp = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f".{MODEL_DIR}.saving-"))
+    tmp = Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=temporary_prefix(MODEL_DIR, "saving")))
     try:
         model.eval().to("cpu").save_pretrained(str(tmp))
         save_processor_files(source.local_dir, tmp)
-        old = model_dir.with_name(f".{MODEL_DIR}.old-{time.monotonic_ns()}")
+        old = model_dir.with_name(f"{temporary_prefix(MODEL_DIR, 'old')}{time.monotonic_ns()}")
         if model_dir.exists():
             model_dir.rename(old)
         tmp.rename(model_dir)

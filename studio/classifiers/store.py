@@ -25,12 +25,13 @@ import tempfile
 import threading
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from studio.atomic import replaced_on_success, write_json_atomic
+from studio.atomic import replaced_on_success, temporary_prefix, write_json_atomic
 from studio.errors import ClassifierError, CorruptClassifierError
 from studio.export.manifest import sha256_file
 from studio.media.image import IMAGE_SUFFIXES
@@ -253,7 +254,7 @@ class ClassifierStore:
                 raise ClassifierError(f"A classifier named “{name}” already exists; choose another name.")
             self.root.mkdir(parents=True, exist_ok=True)
             folder = self.root / _folder_for(name)
-            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}.creating-"))
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=temporary_prefix(folder.name, "creating")))
             meta = {
                 "format": FORMAT_VERSION,
                 "name": name,
@@ -387,7 +388,7 @@ class ClassifierStore:
                 continue
             path = folder / "examples" / f"{digest}.png"
             if not path.exists():
-                tmp = path.with_name(f".{path.name}.tmp")
+                tmp = path.with_name(f"{temporary_prefix(path.name, 'writing')}.tmp")
                 tmp.write_bytes(png)
                 tmp.replace(path)
             meta["examples"][digest] = cid
@@ -400,8 +401,14 @@ class ClassifierStore:
         if unreadable > 3:
             report.notices.append(f"{unreadable} pictures in all could not be read and were skipped.")
 
-    def add_folder(self, name: str, directory: Path) -> AddReport:
+    def add_folder(self, name: str, directory: Path, allowed: Callable[[Path], bool] | None = None) -> AddReport:
         """Adds a folder laid out one sub-folder per class (sub-folders that are no class yet become classes).
+
+        Args:
+            name: The classifier.
+            directory: The folder.
+            allowed: Which pictures may be read (a shared app's `SharingPolicy.allows`: a link inside the folder
+                to a picture outside the allowed folders is skipped); None: all.
 
         Raises:
             ClassifierError: The folder does not exist or has no sub-folders with pictures.
@@ -411,7 +418,11 @@ class ClassifierStore:
             raise ClassifierError(f"The folder {directory} does not exist.")
         groups = {}
         for sub in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            files = sorted(f for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(
+                f
+                for f in sub.rglob("*")
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and (allowed is None or allowed(f))
+            )
             if files:
                 groups[sub.name] = files
         if not groups:
@@ -477,7 +488,7 @@ class ClassifierStore:
             existing = self.versions(name)
             version = (existing[-1] if existing else 0) + 1
             final = folder / f"v{version}"
-            tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".v{version}.saving-"))
+            tmp = Path(tempfile.mkdtemp(dir=folder, prefix=temporary_prefix(f"v{version}", "saving")))
         try:
             head = {**head, "version": version, "saved": _now(), "format": FORMAT_VERSION}
             np.savez(tmp / HEAD_ARRAYS, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
@@ -662,7 +673,7 @@ class ClassifierStore:
             name = clean_name(new_name, "The new name") if new_name else meta["name"]
             meta["name"] = name
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".importing-"))
+            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=temporary_prefix("", "importing")))
             try:
                 (tmp / "examples").mkdir()
                 for info in infos:

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-pictures", action="store_true", help="with --trial-log: keep each output's picture beside the log"
     )
+    _add_sharing(parser)
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command")
     for name, entry in COMMANDS.items():
@@ -68,6 +69,38 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             _add_command(sub, name, entry)
     return parser
+
+
+def _add_sharing(parser: argparse.ArgumentParser) -> None:
+    """The options of an app shared with an audience (studio.sharing)."""
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="shared mode even on 127.0.0.1 (on by itself when --host is any other address): folders on this "
+        "computer only under --allow-path, models from the list, request limits",
+    )
+    parser.add_argument(
+        "--allow-path",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="in shared mode, a folder visitors may name (model folders, folders of examples, index folders; "
+        "repeatable)",
+    )
+    parser.add_argument(
+        "--auth", action="append", default=[], metavar="USER:PASSWORD", help="ask visitors to log in (repeatable)"
+    )
+    parser.add_argument("--auth-file", type=Path, default=None, metavar="FILE", help="logins, one USER:PASSWORD a line")
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a shared app's request limit: upload_mb (500), photo_mb (25), video_seconds (600), "
+        "audio_seconds (600), labels (50), label_chars (100), text_chars (10000), queue_per_event (8), "
+        "per_visitor (1)",
+    )
 
 
 def _add_command(sub, name: str, command: Command) -> None:
@@ -101,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     command: Command | None = getattr(args, "run", None)
     if command is None:
+        from studio.sharing import parse_limits, parse_logins
         from studio.ui.app import launch
 
         launch(
@@ -112,6 +146,10 @@ def _dispatch(args) -> int:
             trial_log=args.trial_log,
             participant=args.participant,
             keep_pictures=args.keep_pictures,
+            shared=args.shared,
+            allow_paths=args.allow_path,
+            logins=parse_logins(args.auth, args.auth_file),
+            limits=parse_limits(args.limit),
         )
         return 0
     result = command.run(args)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.atomic import replaced_on_success, write_json_atomic
+from studio.atomic import replaced_on_success, temporary_prefix, write_json_atomic
 from studio.errors import ExportError
 from studio.export.exporter import parity_photos
 from studio.export.manifest import MANIFEST, hash_graph, read_manifest
@@ -93,7 +93,7 @@ def quantize_graph(src: Path, dst: Path, weights_only: bool = False) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant-") as work:
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=temporary_prefix("", "quant")) as work:
         prepared = Path(work) / "prepared.onnx"
         try:
             # Shape inference and graph cleanup let the quantizer see every MatMul.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.progress import Progress
+from studio.sharing import LOCAL, SharingPolicy
 from studio.task_cache import TaskCache
 
 
@@ -36,10 +37,13 @@ class LoadedModels:
     Args:
         models_dir: Root of exports and local model copies.
         size: How many loaded models of one task to keep (each holds its weights in memory).
+        sharing: What a shared app lets visitors ask for (`studio.sharing`): which model folders, how many labels,
+            how long a recording. Every service checks its inputs against it; locally it refuses nothing.
     """
 
-    def __init__(self, models_dir: Path, size: int = 3) -> None:
+    def __init__(self, models_dir: Path, size: int = 3, sharing: SharingPolicy = LOCAL) -> None:
         self.models_dir = Path(models_dir)
+        self.sharing = sharing
         self._size = size
         self._caches: dict[type, TaskCache] = {}
 
@@ -61,6 +65,7 @@ class LoadedModels:
             runtime: Which model, and on what.
             progress: Receives fractions and sentences while a model downloads, exports or loads.
         """
+        self.sharing.check_model(runtime.model, getattr(task_class, "TASK", None))
         key = (runtime.model or None, runtime.backend, runtime.device, runtime.variant)
         return self._cache(task_class).get(key, progress=progress)
 

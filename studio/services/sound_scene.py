@@ -81,6 +81,9 @@ class SoundSceneService(Service):
         from studio.tasks.av_events import AvEvents
 
         notices: list[str] = []
+        from studio.media.text import typed_items
+
+        self.models.sharing.check_labels(typed_items(labels))
         if audio is not None:
             check_sound(audio)  # say what is wrong with the inputs before loading a model
         if image is not None:
@@ -159,10 +162,12 @@ class SoundSceneService(Service):
             StudioError: Bad window settings, or CLAP without labels to listen for.
         """
         from studio.errors import StudioError
+        from studio.media.text import typed_items
         from studio.tasks.sound_events import RollingListener
 
         if window_s <= 0 or every_s <= 0:
             raise StudioError("The window and the time between steps must be more than 0 seconds.")
+        self.models.sharing.check_labels(typed_items(labels))
         task = self.task(runtime, progress)
         return RollingListener(task, labels, window_s=window_s, every_s=every_s)
 

@@ -22,6 +22,7 @@ class VideoService(Service):
         from studio.sources import resolve
 
         try:
+            self.models.sharing.check_model(model, TASK)  # before the name is looked up on disk
             return resolve(model or None, TASK, self.models.models_dir).family == "xclip"
         except StudioError:
             return False
@@ -59,9 +60,11 @@ class VideoService(Service):
         Raises:
             StudioError: A video or actions the model cannot take (checked before any model loads).
         """
+        from studio.media.text import typed_items
         from studio.media.video import open_video
         from studio.tasks.video import check_labels
 
+        self.models.sharing.check_labels(typed_items(labels), "actions")
         open_video(video)  # say what is wrong with the video and the actions before loading a model
         check_labels(labels, zero_shot=self.wants_labels(runtime.model))
         task = self.task(runtime, progress)

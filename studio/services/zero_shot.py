@@ -82,7 +82,7 @@ class ZeroShotService(Service):
 
         if classifier:
             return self._with_classifier(image, classifier, runtime, channel_order, progress)
-        parse_labels(labels)  # say what is wrong with the labels before loading a model
+        self.models.sharing.check_labels(parse_labels(labels)[0])  # say what is wrong before loading a model
         templates = templates_for(template_mode, template)
         picture = load_image(image, channel_order)
         task = self.task(runtime, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.services.base import LoadedModels
+from studio.sharing import LOCAL, Limits, SharingPolicy
 from studio.ui import (
     ask_tab,
     caption_tab,
@@ -33,6 +35,8 @@ class AppContext:
         models: Preselected model per task (hub id or folder), from `studio --model TASK=...`.
         loaded: The models loaded in this process, shared by every tab's services.
         trial: The trial log (`studio.trial.TrialLog`) while it is on, None while off (`studio.ui.trial_panel`).
+        sharing: What visitors of a shared app may ask for (`studio.sharing`): every input naming a server path
+            goes through `sharing.check_folder`; the services check models, labels and lengths against it.
     """
 
     models_dir: Path
@@ -40,10 +44,11 @@ class AppContext:
     demo: gr.Blocks | None = None  # the app being built, for page-load events
     loaded: LoadedModels = None
     trial: object = None
+    sharing: SharingPolicy = LOCAL
 
     def __post_init__(self) -> None:
         if self.loaded is None:
-            self.loaded = LoadedModels(self.models_dir)
+            self.loaded = LoadedModels(self.models_dir, sharing=self.sharing)
 
 
 # (tab title, builder): adding a tab is one module and one line here.
@@ -166,11 +171,15 @@ def launch(
     trial_log: Path | None = None,
     participant: str | None = None,
     keep_pictures: bool = False,
+    shared: bool = False,
+    allow_paths: list[Path] | tuple = (),
+    logins: list[tuple[str, str]] | None = None,
+    limits: Limits | None = None,
 ):
     """Builds and serves the app.
 
     Args:
-        host: Address to bind (127.0.0.1 keeps it on this machine).
+        host: Address to bind (127.0.0.1 keeps it on this machine; any other address shares it).
         port: Port to serve on.
         models_dir: Root of exports and local copies (default `studio.paths.default_models_dir()`).
         open_browser: Open the app in the default browser.
@@ -179,19 +188,42 @@ def launch(
         trial_log: Start with the trial log on, writing into this folder (`studio.trial`).
         participant: The trial participant's code.
         keep_pictures: Keep each logged output's picture beside the trial log.
+        shared: Shared mode even on a loopback address (`studio.sharing`; on by itself on any other address).
+        allow_paths: Folders visitors of a shared app may name (model folders, folders of examples, index folders).
+        logins: (user, password) pairs visitors log in with (gradio's auth); None: no login.
+        limits: Request limits of a shared app (default `studio.sharing.Limits()`).
 
     Raises:
         TrialError: The trial log's folder cannot be made, or the participant code is not a code.
+        RefusedError: An allowed folder does not exist.
     """
+    from studio.atomic import remove_leftovers
     from studio.paths import default_models_dir
     from studio.trial import NO_PARTICIPANT, TrialLog
+    from studio.ui.guard import guard_events, limit_queue
 
-    ctx = AppContext(models_dir=Path(models_dir) if models_dir else default_models_dir(), models=dict(models or {}))
+    models_dir = Path(models_dir) if models_dir else default_models_dir()
+    models = dict(models or {})
+    sharing = SharingPolicy.for_app(
+        host, shared, allow_paths, models_dir, models.values(), limits or Limits(), auth=bool(logins)
+    )
+    ctx = AppContext(models_dir=models_dir, models=models, sharing=sharing)
     if trial_log is not None:
         ctx.trial = TrialLog(Path(trial_log), participant or NO_PARTICIPANT, keep_pictures)
     ctx.models_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_leftovers(ctx.models_dir):
+        log.warning("removed %s, left behind by an export or save that was stopped", leftover)
     demo = build_app(ctx)
+    guard_events(demo, sharing)
     demo.queue(default_concurrency_limit=4)
+    if sharing.shared:
+        limit_queue(demo, sharing)
+        if not logins:
+            print(
+                f"studio: this app is shared on {host}:{port} without a login, so anyone on the network can use it "
+                "(add --auth USER:PASSWORD to ask for one).",
+                file=sys.stderr,
+            )
     demo.launch(
         server_name=host,
         server_port=port,
@@ -202,5 +234,8 @@ def launch(
         head=_HEAD,
         footer_links=["api", "settings"],
         allowed_paths=[str(Path(__file__).resolve().parents[2] / "assets")],
+        auth=list(logins) if logins else None,
+        auth_message="Log in with the name and password the presenter gave you." if logins else None,
+        max_file_size=int(sharing.limits.upload_mb * 1e6) if sharing.shared else None,
     )
     return demo

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.media.text import typed_items
 from studio.services.base import Runtime
 from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
@@ -109,6 +110,7 @@ class FinetuneTab:
 
         self.service = ClassifierService(loaded)
         self.store = self.service.store
+        self.sharing = loaded.sharing
         self._cancel: dict[str, threading.Event] = {}
 
     # Helpers ----------------------------------------------------------------------------------------------------
@@ -169,6 +171,8 @@ class FinetuneTab:
     def create(self, name, classes, model):
         """Creates a classifier and selects it."""
         try:
+            self.sharing.check_model(model, TASK)
+            self.sharing.check_labels(typed_items(classes), "classes")
             meta = self.store.create(name, classes, model or None)
         except StudioError as exc:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION), gr.skip()
@@ -229,7 +233,8 @@ class FinetuneTab:
         try:
             if not (folder or "").strip():
                 raise StudioError("Type the path of a folder on this computer that has one sub-folder per class.")
-            report = self.store.add_folder(name, Path(folder.strip()).expanduser())
+            where = self.sharing.check_folder(folder, "folder of examples")
+            report = self.store.add_folder(name, where, allowed=self.sharing.allows)
         except StudioError as exc:
             return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
         return self._added(name, class_name, report)

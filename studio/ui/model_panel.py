@@ -10,6 +10,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.registry import REGISTRY
 from studio.services.base import LoadedModels
+from studio.sharing import LOCAL, SharingPolicy
 from studio.ui.components import ui_progress
 
 BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
@@ -28,12 +29,13 @@ class ModelPanel:
     variant: gr.Radio | None
 
 
-def describe_model(task: str, model: str | None, models_dir: Path) -> str:
-    """The picked model's state on this machine, in words."""
+def describe_model(task: str, model: str | None, models_dir: Path, sharing: SharingPolicy = LOCAL) -> str:
+    """The picked model's state on this machine, in words (a shared app's refusal, for a folder it does not open)."""
     from studio.loading import model_state
     from studio.sources import resolve
 
     try:
+        sharing.check_model(model, task)
         state = model_state(resolve(model or None, task, models_dir), models_dir)
     except StudioError as exc:
         return f"⚠️ {exc}"
@@ -104,7 +106,7 @@ def build_model_panel(
         info="Pick a model, or type the path of a model folder on this computer.",
         elem_id=f"{prefix}-model",
     )
-    state = gr.Markdown(describe_model(task, default, models_dir), elem_id=f"{prefix}-model-state")
+    state = gr.Markdown(describe_model(task, default, models_dir, loaded.sharing), elem_id=f"{prefix}-model-state")
     with gr.Row():
         variant = backend = None
         if quantize:
@@ -116,7 +118,12 @@ def build_model_panel(
         else:
             gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
-    model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
+    model.change(
+        lambda m: describe_model(task, m, models_dir, loaded.sharing),
+        [model],
+        [state],
+        api_name=f"{prefix}_model_state",
+    )
     if not exportable:
         return ModelPanel(model, state, backend, device, variant)
     export_btn = gr.Button(
@@ -124,9 +131,14 @@ def build_model_panel(
     )
 
     def export(model_name, progress=gr.Progress(track_tqdm=True)):
+        try:
+            loaded.sharing.check_model(model_name, task)
+        except StudioError as exc:
+            gr.Warning(str(exc))
+            return describe_model(task, model_name, models_dir, loaded.sharing)
         if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
             loaded.drop(model_name)
-        return describe_model(task, model_name, models_dir)
+        return describe_model(task, model_name, models_dir, loaded.sharing)
 
     export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")
     return ModelPanel(model, state, backend, device, variant)

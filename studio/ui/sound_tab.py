@@ -192,6 +192,8 @@ class SoundTab:
     ):
         """Trains both fusion heads on a folder of labelled clips and shows the held-out comparison."""
         try:
+            if str(folder or "").strip():
+                folder = str(self.service.models.sharing.check_folder(folder, "folder of labelled clips"))
             taught = self.service.teach(
                 folder,
                 name,

@@ -165,6 +165,8 @@ def build(ctx) -> None:
     from studio.trial import NO_PARTICIPANT, RATINGS, TrialLog, summary
 
     on = ctx.trial is not None
+    # A shared app's visitors may use the folders the presenter set up, besides the allowed ones.
+    presenters_folders = [default_trial_folder(ctx)] + ([ctx.trial.folder] if on else [])
     with gr.Row(visible=on, elem_id="trial-rating-row") as rating_row:
         buttons = [
             gr.Button(f"{n} · {label}", elem_id=f"trial-rate-{n}", size="sm", min_width=80)
@@ -205,7 +207,8 @@ def build(ctx) -> None:
             ctx.trial = None
             return gr.update(visible=False), live_region("Trial log off.", "trial-announce"), _status(ctx)
         try:
-            ctx.trial = TrialLog(Path(where), (code or "").strip() or NO_PARTICIPANT, keep_pictures)
+            where = ctx.sharing.check_folder(where, "trial log folder", also=presenters_folders)
+            ctx.trial = TrialLog(where, (code or "").strip() or NO_PARTICIPANT, keep_pictures)
         except StudioError as exc:
             ctx.trial = None
             return gr.update(visible=False), problem(str(exc), "trial-announce"), _status(ctx)
