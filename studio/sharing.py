@@ -170,9 +170,8 @@ class SharingPolicy:
             return Path(raw).expanduser()
         extra = tuple(resolved(str(p)) for p in also)
         if not raw:
-            raise RefusedError(
-                f"Type the path of the {what}: a folder inside {self._roots_words((*self.roots, *extra))}."
-            )
+            where = self._roots_words((*self.roots, *extra))
+            raise RefusedError(f"This app is shared: type the path of the {what}, a folder inside {where}.")
         if self.allows(raw, extra):
             return resolved(raw)
         if not self.roots and not extra:

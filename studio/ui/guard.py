@@ -33,8 +33,14 @@ UNEXPECTED = (
 )
 
 
+NOT_ACCEPTED = "One of the inputs is not of the kind this app expects, so nothing was run"
+NOT_SHOWN = "The result could not be shown; the app keeps working. Try again with other input."
+
+
 def guard_events(demo: gr.Blocks, sharing: SharingPolicy) -> int:
-    """Wraps every event handler of `demo` (see the module's docstring); returns how many were wrapped."""
+    """Wraps every event handler of `demo` (see the module's docstring), and gradio's own conversion of inputs and
+    outputs, so a malformed request gets a sentence too; returns how many handlers were wrapped."""
+    _guard_conversions(demo)
     count = 0
     for block_fn in demo.fns.values():
         if block_fn.fn is not None and not getattr(block_fn.fn, "_studio_guarded", False):
@@ -94,6 +100,38 @@ class _sentences:  # noqa: N801 - used as `with _sentences():`
             raise gr.Error(str(exc), print_exception=False) from None
         log.error("a request failed unexpectedly", exc_info=(kind, exc, tb))
         raise gr.Error(UNEXPECTED, print_exception=False) from None
+
+
+def _guard_conversions(demo: gr.Blocks) -> None:
+    """Turns failures of gradio's input and output conversion (a number where a file belongs, a value outside a
+    dropdown's choices) into sentences: gradio sends none for errors that are not its own `gr.Error`."""
+    preprocess, postprocess = demo.preprocess_data, demo.postprocess_data
+
+    async def preprocess_data(*args, **kwargs):
+        try:
+            return await preprocess(*args, **kwargs)
+        except gr.Error as exc:
+            raise gr.Error(_as_sentence(NOT_ACCEPTED, exc.message), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001 - pydantic, PIL, numpy: all mean a malformed input
+            log.info("an input was refused: %r", exc)
+            raise gr.Error(NOT_ACCEPTED + ".", print_exception=False) from None
+
+    async def postprocess_data(*args, **kwargs):
+        try:
+            return await postprocess(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("a result could not be shown")
+            raise gr.Error(NOT_SHOWN, print_exception=False) from None
+
+    demo.preprocess_data = preprocess_data
+    demo.postprocess_data = postprocess_data
+
+
+def _as_sentence(lead: str, detail) -> str:
+    detail = " ".join(str(detail or "").split())[:300].rstrip(" .")
+    return f"{lead}: {detail}." if detail else f"{lead}."
 
 
 def check_inputs(sharing: SharingPolicy, values: list) -> None:
