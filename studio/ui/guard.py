@@ -125,8 +125,22 @@ def _guard_conversions(demo: gr.Blocks) -> None:
             log.exception("a result could not be shown")
             raise gr.Error(NOT_SHOWN, print_exception=False) from None
 
+    process_api = demo.process_api
+
+    async def guarded_process_api(*args, **kwargs):
+        # The rest of gradio's handling of one request (e.g. an event's data asked for by a handler called through
+        # the API without that event): anything unexpected is still one sentence.
+        try:
+            return await process_api(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("a request failed unexpectedly")
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+
     demo.preprocess_data = preprocess_data
     demo.postprocess_data = postprocess_data
+    demo.process_api = guarded_process_api
 
 
 def _as_sentence(lead: str, detail) -> str:
