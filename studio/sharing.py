@@ -211,6 +211,14 @@ class SharingPolicy:
             f"“{_shown(name)}” is not one of them."
         )
 
+    def folders_hint(self) -> str | None:
+        """What a folder box says about which folders it takes: None locally (any folder on this computer)."""
+        if not self.shared:
+            return None
+        if not self.roots:
+            return "This app is shared: it opens no folders on its computer."
+        return f"This app is shared: only folders inside {self._roots_words(self.roots)}."
+
     def _roots_words(self, roots: Sequence[Path]) -> str:
         return " or ".join(str(r) for r in roots) if roots else "no folder"
 

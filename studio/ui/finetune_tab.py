@@ -440,6 +440,7 @@ def build(ctx) -> None:
                     folder = gr.Textbox(
                         label="Folder on this computer with one sub-folder per class",
                         placeholder="/home/me/pictures/mugs",
+                        info=ctx.sharing.folders_hint(),
                         elem_id="ft-folder",
                     )
                     folder_btn = gr.Button("Add the folder", elem_id="ft-add-folder")

@@ -63,6 +63,14 @@ def export_model_ui(
     return directory
 
 
+def _picker_hint(sharing: SharingPolicy) -> str:
+    if not sharing.shared:
+        return "Pick a model, or type the path of a model folder on this computer."
+    if not sharing.roots:
+        return "Pick a model from the list (this app is shared)."
+    return f"Pick a model, or type a model folder inside {' or '.join(map(str, sharing.roots))} (this app is shared)."
+
+
 def _for(label: str, what: str) -> str:
     return f"{label} ({what.lower()})" if what else label
 
@@ -103,7 +111,7 @@ def build_model_panel(
         value=default,
         allow_custom_value=True,
         label=kind,
-        info="Pick a model, or type the path of a model folder on this computer.",
+        info=_picker_hint(loaded.sharing),
         elem_id=f"{prefix}-model",
     )
     state = gr.Markdown(describe_model(task, default, models_dir, loaded.sharing), elem_id=f"{prefix}-model-state")

@@ -397,7 +397,9 @@ def build(ctx) -> None:
             "sub-folder per class, each holding videos with sound (e.g. `clips/door knock/*.mp4`). Part of the "
             "clips of each class is held out to compare the trained heads with late fusion."
         )
-        teach_folder = gr.Textbox(label="Folder of labelled clips", elem_id="snd-teach-folder")
+        teach_folder = gr.Textbox(
+            label="Folder of labelled clips", info=ctx.sharing.folders_hint(), elem_id="snd-teach-folder"
+        )
         teach_name = gr.Textbox(label="Name of the fusion heads", value="my clips", elem_id="snd-teach-name")
         teach_btn = gr.Button("Teach the fusion heads", elem_id="snd-teach")
         teach_status = gr.HTML(live_region("", "snd-teach-status"), label="Training")

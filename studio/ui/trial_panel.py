@@ -186,6 +186,7 @@ def build(ctx) -> None:
             folder = gr.Textbox(
                 value=str(ctx.trial.folder if on else default_trial_folder(ctx)),
                 label="Log folder",
+                info=ctx.sharing.folders_hint(),
                 elem_id="trial-folder",
             )
             participant = gr.Textbox(
