@@ -118,8 +118,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launched_app(tmp_path_factory, name: str, exports: Path, models: dict[str, Path]):
-    """Launches the real app on 127.0.0.1 with `models` ({task: model folder}) preselected; stops it when resumed.
+def launched_app(tmp_path_factory, name: str, exports: Path, models: dict[str, Path], **options):
+    """Launches the real app on 127.0.0.1 with `models` ({task: model folder}) preselected (and more `launch`
+    options, e.g. shared=True); stops it when resumed.
 
     Its models directory is a fresh copy of `exports`, so tests may export or damage files in it. Module-scoped app
     fixtures `yield from` this.
@@ -141,6 +142,7 @@ def launched_app(tmp_path_factory, name: str, exports: Path, models: dict[str, P
         open_browser=False,
         models={task: str(model) for task, model in models.items()},
         block=False,
+        **options,
     )
     try:
         yield f"http://127.0.0.1:{port}/", models_dir

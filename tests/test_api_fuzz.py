@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import random
-import shutil
 import time
 from collections import Counter
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from studio.ui.guard import UNEXPECTED
-from tests.helpers import assert_plain_sentence, free_port
+from tests.helpers import assert_plain_sentence, launched_app
 
 SEED = 15
 CLIENT_CALLS_PER_ENDPOINT = 3
@@ -45,11 +44,7 @@ def fuzzed_app(tmp_path_factory, exported_models_dir, tiny_clip_dir):
     Yields:
         (base URL, the handler counting unexpected failures, files: {"text", "empty", "photo"})
     """
-    from studio.ui.app import launch
-
     root = tmp_path_factory.mktemp("fuzz")
-    models_dir = root / "exported"
-    shutil.copytree(exported_models_dir, models_dir)
     (root / "allowed").mkdir()
     files = {"text": root / "not-a-photo.jpg", "empty": root / "empty.wav", "photo": root / "chelsea.jpg"}
     files["text"].write_bytes(b"%PDF-1.4 these bytes are no picture\n" * 50)
@@ -60,21 +55,15 @@ def fuzzed_app(tmp_path_factory, exported_models_dir, tiny_clip_dir):
     Image.fromarray(skimage.data.chelsea()).resize((96, 64)).save(files["photo"])
     counting = _Counting()
     logging.getLogger("studio.ui.guard").addHandler(counting)
-    port = free_port()
-    demo = launch(
-        host="127.0.0.1",
-        port=port,
-        models_dir=models_dir,
-        open_browser=False,
-        models={"zero-shot": str(tiny_clip_dir)},
-        block=False,
-        shared=True,
+    app = launched_app(
+        tmp_path_factory, "fuzz", exported_models_dir, {"zero-shot": tiny_clip_dir}, shared=True,
         allow_paths=[root / "allowed"],
-    )
+    )  # fmt: skip
+    url, _ = next(app)
     try:
-        yield f"http://127.0.0.1:{port}/", counting, files
+        yield url, counting, files
     finally:
-        demo.close()
+        app.close()
         logging.getLogger("studio.ui.guard").removeHandler(counting)
 
 

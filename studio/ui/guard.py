@@ -223,7 +223,7 @@ def limit_queue(demo: gr.Blocks, sharing: SharingPolicy) -> None:
     async def limited_push(body, request, username):
         fn_index = getattr(body, "fn_index", None)
         block_fn = demo.fns.get(fn_index) if fn_index is not None else None
-        if block_fn is not None:
+        if block_fn is not None and not _ticks(block_fn):
             waiting = queue.event_queue_per_concurrency_id.get(block_fn.concurrency_id)
             if waiting is not None and len(waiting.queue) >= limits.queue_per_event:
                 return False, BUSY, "queue_full"
@@ -240,3 +240,9 @@ def limit_queue(demo: gr.Blocks, sharing: SharingPolicy) -> None:
         return await push(body, request, username)
 
     queue.push = limited_push
+
+
+def _ticks(block_fn) -> bool:
+    """A timer's refresh (milliseconds of work, every few seconds per visitor): never refused, since a refusal would
+    show an error every tick while the app is busy."""
+    return all(event == "tick" for _, event in block_fn.targets or [("", "")])
