@@ -254,3 +254,65 @@ def test_an_export_killed_with_sigkill_leaves_its_temporary_folder_which_start_r
     assert remove_leftovers(out) == left
     assert not left[0].exists()
     assert not [p for p in (out / "zero-shot").iterdir()], "no finished export either: it was killed"
+
+
+# The guard every handler of the app is wrapped in -----------------------------------------------------------------
+
+
+def test_guarded_handlers_keep_their_kind_and_say_sentences():
+    import asyncio
+    import inspect
+
+    import gradio as gr
+
+    from studio.ui.guard import UNEXPECTED, guarded
+
+    def plain(x, progress=gr.Progress()):
+        if x == "ours":
+            raise StudioError("That picture is empty.")
+        if x == "bug":
+            raise KeyError("internal")
+        return x
+
+    def generator(x):
+        yield plain(x)
+
+    async def coroutine(x):
+        return plain(x)
+
+    async def async_generator(x):
+        yield plain(x)
+
+    checked = []
+
+    def check(args, kwargs):
+        checked.append(args)
+        if args and args[0] == "refused":
+            raise RefusedError("That video lasts 11 minutes; this shared app takes videos of up to 10 minutes.")
+
+    def run(fn, x):
+        result = fn(x)
+        if inspect.isgenerator(result):
+            return list(result)[0]
+        if inspect.isasyncgen(result):
+            return asyncio.run(result.__anext__())
+        if inspect.iscoroutine(result):
+            return asyncio.run(result)
+        return result
+
+    kinds = (
+        (plain, inspect.isfunction),
+        (generator, inspect.isgeneratorfunction),
+        (coroutine, inspect.iscoroutinefunction),
+        (async_generator, inspect.isasyncgenfunction),
+    )
+    for fn, is_kind in kinds:
+        wrapped = guarded(fn, check)
+        assert is_kind(wrapped) and inspect.signature(wrapped) == inspect.signature(fn)  # gradio calls it as before
+        assert run(wrapped, "fine") == "fine"
+        for given, said in (("ours", "That picture is empty."), ("bug", UNEXPECTED), ("refused", "11 minutes")):
+            with pytest.raises(gr.Error) as error:
+                run(wrapped, given)
+            assert said in error.value.message
+            assert_plain_sentence(error.value.message)
+    assert len(checked) == 16  # the check ran before every call

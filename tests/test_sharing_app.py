@@ -248,16 +248,16 @@ def test_photos_videos_recordings_and_labels_over_their_limits_are_refused(clien
 def test_a_second_request_while_the_first_runs_is_refused(http, disk, client):
     copy = disk["allowed"] / "models" / "to-export"
     shutil.copytree(disk["allowed"] / "models" / "my-clip", copy)
-    first = http.post("gradio_api/call/zs_export_model", json={"data": [str(copy)]})
+    first = http.post("gradio_api/call/ft_export_model", json={"data": [str(copy)]})
     assert first.status_code == 200, first.text
-    second = http.post("gradio_api/call/zs_export_model", json={"data": [str(copy)]})
+    second = http.post("gradio_api/call/ft_export_model", json={"data": [str(copy)]})
     assert second.status_code == 503
     assert second.json()["detail"] == ALREADY_RUNNING
     assert_plain_sentence(ALREADY_RUNNING, "already", "wait")
-    with http.stream("GET", f"gradio_api/call/zs_export_model/{first.json()['event_id']}") as events:
+    with http.stream("GET", f"gradio_api/call/ft_export_model/{first.json()['event_id']}") as events:
         done = [line for line in events.iter_lines() if line.startswith("event: ")]
     assert done[-1] == "event: complete"  # the first one finished; the app kept serving
-    assert "exported to ONNX" in client.predict(str(copy), api_name="/zs_model_state")
+    assert "exported to ONNX" in client.predict(str(copy), api_name="/ft_model_state")
 
 
 def test_a_full_queue_is_answered_at_once():

@@ -235,7 +235,9 @@ def limit_queue(demo: gr.Blocks, sharing: SharingPolicy) -> None:
                 for e in (*running, *queued)
                 if e.fn is block_fn and ((e.username or e.session_hash) == visitor) and not getattr(e, "closed", False)
             ]
-            if len(mine) >= limits.per_visitor:
+            # A camera or microphone stream is one long event per component; a restarted one must not meet its
+            # predecessor's last moments as "already running", so streams are bounded by the queue limit only.
+            if len(mine) >= limits.per_visitor and block_fn.connection != "stream":
                 return False, ALREADY_RUNNING, "queue_full"
         return await push(body, request, username)
 
