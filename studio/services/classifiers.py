@@ -141,6 +141,8 @@ class ClassifierService(Service):
         linear probe on the same held-out examples (`studio.classifiers.contrastive`)."""
         from studio.classifiers.contrastive import ContrastiveSettings, fine_tune
 
+        # A classifier imported from a zip names its model itself: a shared app checks it like a typed one.
+        self.models.sharing.check_model(self.store.meta(name).get("model"), "zero-shot")
         settings = ContrastiveSettings(epochs=int(epochs), learning_rate=float(learning_rate), batch_size=batch_size)
         report = fine_tune(
             self.store,
