@@ -316,3 +316,19 @@ def test_guarded_handlers_keep_their_kind_and_say_sentences():
             assert said in error.value.message
             assert_plain_sentence(error.value.message)
     assert len(checked) == 16  # the check ran before every call
+
+
+def test_a_classifier_naming_a_model_outside_the_allowed_folders_is_refused(shared, disk, photos):
+    """A classifier imported from a zip names its own model: training and fine-tuning it check that model like a
+    typed one, before anything is loaded."""
+    from studio.services.base import LoadedModels
+    from studio.services.classifiers import ClassifierService
+
+    service = ClassifierService(LoadedModels(disk["models"], sharing=shared))
+    service.store.create("Pets", "cat, cup", str(disk["outside"]))  # as an imported zip would have it
+    for class_name, photo in (("cat", "chelsea"), ("cup", "coffee")):
+        service.store.add_examples("Pets", class_name, [photos[photo], photos[photo].rotate(90)])
+    for call in (lambda: service.train_run("Pets"), lambda: service.fine_tune("Pets")):
+        with pytest.raises(RefusedError) as refused:
+            call()
+        assert_plain_sentence(str(refused.value), "shared", "models come from its list")
