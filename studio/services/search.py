@@ -346,12 +346,13 @@ class SearchService(Service):
             "notices": embedder.task.graphs.notices + notices,
         }
 
-    def update(self, name: str, **options) -> dict:
-        """Brings an index up to date with its folder: embeds only new or changed files, drops removed ones."""
+    def update(self, name: str, folder=None, **options) -> dict:
+        """Brings an index up to date with its folder (or a new one): embeds only new or changed files, drops removed
+        ones. Takes `build`'s options."""
         name = clean_index_name(name)
         if not self.store.exists(name):
             raise self.store.missing(name)
-        return self.build(name, None, **options)
+        return self.build(name, folder, **options)
 
     @staticmethod
     def _reusable(old: SavedIndex | None) -> dict[tuple[str, str], list[int]]:
@@ -455,6 +456,8 @@ class SearchService(Service):
         image=None,
         top_k: int = 10,
         runtime: Runtime = Runtime(),
+        describe: bool = False,
+        caption_model: str | None = None,
         channel_order: str = "RGB",
         progress: Progress = no_progress,
     ) -> dict:
@@ -466,6 +469,8 @@ class SearchService(Service):
             image: A picture to search with (photo → photos and moments); path, bytes, PIL image or array.
             top_k: How many results (1 to 100).
             runtime: Where the index's model runs (a model other than the index's own is refused).
+            describe: Also caption each photo and video moment with the Caption tab's model (a "caption" per result).
+            caption_model: The captioning model (default: the Caption tab's default).
             channel_order: "RGB", or "BGR" for OpenCV frames.
             progress: Receives fractions and sentences while the model loads.
 
@@ -503,6 +508,9 @@ class SearchService(Service):
                 continue
             item = saved.items[row]
             results.append(result_row(rank, item, folder, score))
+        notices = list(embedder.task.graphs.notices)
+        if describe:
+            notices += self._describe(results, replace(runtime, model=caption_model), progress)
         return {
             "task": TASK,
             "name": saved.name,
@@ -511,8 +519,22 @@ class SearchService(Service):
             "search": saved.vector_index.describe(),
             "latency_ms": round(latency, 2),
             **ran_on(embedder.task),
-            "notices": embedder.task.graphs.notices,
+            "notices": notices,
         }
+
+    def _describe(self, results: list[dict], runtime: Runtime, progress: Progress) -> list[str]:
+        """Adds a "caption" to each photo and video moment result; a captioning problem becomes a notice."""
+        from studio.services.caption import CaptionService
+
+        captioner = CaptionService(self.models)
+        for row in results:
+            if row["kind"] == "sound":
+                continue
+            try:
+                row["caption"] = captioner(result_picture(row), runtime=runtime, progress=progress)["caption"]
+            except StudioError as exc:
+                return [f"The results could not be described in words: {exc}"]
+        return []
 
     def match_sentences(
         self,
@@ -623,6 +645,21 @@ def result_row(rank: int, item: dict, folder: Path, score: float) -> dict:
         "time": clock(t) if t is not None else None,
         "score": round(float(score), 5),
     }
+
+
+def result_picture(row: dict):
+    """The picture of a photo or video-moment result (a PIL image or an RGB array), read from its file.
+
+    Raises:
+        BadImageError, BadVideoError: The file changed or went away since it was indexed.
+    """
+    from studio.media.image import load_image
+
+    if row["kind"] == "video":
+        from studio.media.video import frame_at
+
+        return frame_at(row["path"], row["time_s"] or 0.0)
+    return load_image(Path(row["path"]))
 
 
 def _reason(exc: StudioError) -> str:

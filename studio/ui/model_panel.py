@@ -75,6 +75,7 @@ def build_model_panel(
     exportable: bool = True,
     what: str = "",
     runtime_note: str | None = None,
+    also: tuple[tuple[str, str], ...] = (),
 ) -> ModelPanel:
     """Builds the panel (inside an open accordion) and wires its own events.
 
@@ -90,10 +91,13 @@ def build_model_panel(
             so a screen reader tells two pickers on one tab apart.
         runtime_note: With `exportable=False`, what to say about the runtime instead of "PyTorch" (a model whose
             graphs ship as ONNX).
+        also: (task, family) pairs whose registry rows the picker offers too (the Search tab: CLAP for sounds).
     """
     kind = f"{what} model" if what else "Model"
     default = preselected or REGISTRY.default_for(task).hub_id
-    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(task)]
+    rows = REGISTRY.for_task(task) + [s for t, f in also for s in REGISTRY.for_task(t) if s.family == f]
+    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in rows]
+    owner = {spec.hub_id: spec.task for spec in rows}
     if preselected and all(value != preselected for _, value in choices):
         choices.append((f"Local folder: {preselected}", preselected))
     model = gr.Dropdown(
@@ -104,7 +108,7 @@ def build_model_panel(
         info="Pick a model, or type the path of a model folder on this computer.",
         elem_id=f"{prefix}-model",
     )
-    state = gr.Markdown(describe_model(task, default, models_dir), elem_id=f"{prefix}-model-state")
+    state = gr.Markdown(describe_model(owner.get(default, task), default, models_dir), elem_id=f"{prefix}-model-state")
     with gr.Row():
         variant = backend = None
         if quantize:
@@ -116,7 +120,9 @@ def build_model_panel(
         else:
             gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
-    model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
+    model.change(
+        lambda m: describe_model(owner.get(m, task), m, models_dir), [model], [state], api_name=f"{prefix}_model_state"
+    )
     if not exportable:
         return ModelPanel(model, state, backend, device, variant)
     export_btn = gr.Button(
@@ -124,9 +130,10 @@ def build_model_panel(
     )
 
     def export(model_name, progress=gr.Progress(track_tqdm=True)):
-        if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
+        model_task = owner.get(model_name, task)
+        if export_model_ui(model_task, model_name, models_dir, quantize, progress) is not None:
             loaded.drop(model_name)
-        return describe_model(task, model_name, models_dir)
+        return describe_model(model_task, model_name, models_dir)
 
     export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")
     return ModelPanel(model, state, backend, device, variant)
