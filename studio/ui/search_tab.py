@@ -169,7 +169,7 @@ class SearchTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return (problem(str(exc), "sr-announce"),) + (gr.skip(),) * 4
+            return (problem(str(exc), "sr-announce"),) + (gr.skip(),) * 5
         for notice in result["notices"]:
             gr.Info(notice)
         with self._lock:
@@ -187,6 +187,7 @@ class SearchTab:
             thumbnails(rows),
             results_text(result),
             gr.update(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices)),
+            gr.update(visible=bool(choices)),
             runtime_badge(result["runtime"]),
         )
 
@@ -195,7 +196,7 @@ class SearchTab:
 
     def search_photo(self, name, image, top_k, describe, device, request: gr.Request = None, progress=gr.Progress()):
         if image is None:
-            return (problem("There is no photo yet. Upload one or take a snapshot.", "sr-announce"),) + (gr.skip(),) * 4
+            return (problem("There is no photo yet. Upload one or take a snapshot.", "sr-announce"),) + (gr.skip(),) * 5
         return self.search(name, None, image, top_k, describe, device, request, progress)
 
     def play(self, rank, request: gr.Request = None):
@@ -362,7 +363,7 @@ def build(ctx) -> None:
     listing = gr.Markdown("", elem_id="sr-results", label="Results in words")
     with gr.Row():
         moment = gr.Dropdown(choices=[], label="Video or sound moment", visible=False, elem_id="sr-moment")
-        play_btn = gr.Button("Play from this moment", elem_id="sr-play", scale=0)
+        play_btn = gr.Button("Play from this moment", elem_id="sr-play", scale=0, visible=False)
     player = gr.Video(label="The moment", visible=False, autoplay=True, elem_id="sr-player")
     sound_player = gr.Audio(label="The moment", visible=False, autoplay=True, elem_id="sr-sound-player")
     badge = gr.Markdown(runtime_badge(None), elem_id="sr-runtime", elem_classes=["studio-badge"])
@@ -411,7 +412,7 @@ def build(ctx) -> None:
     stop_btn.click(tab.stop, None, None, api_name="stop_indexing", concurrency_limit=None, queue=False)
     chosen.change(tab.show_index, [chosen], [info, name], api_name="index_info", show_progress="hidden")
     remove_btn.click(tab.remove_index, [chosen], [index_announce, info, chosen], api_name="remove_index")
-    outputs = [announce, gallery, listing, moment, badge]
+    outputs = [announce, gallery, listing, moment, play_btn, badge]
     text_btn.click(tab.search_text, [chosen, query, top_k, describe, panel.device], outputs, api_name="search_text")
     query.submit(tab.search_text, [chosen, query, top_k, describe, panel.device], outputs, api_name=False)
     photo_btn.click(
