@@ -117,7 +117,7 @@ class ImageTextEmbedder:
             yield {**base, "time_s": None}, load_image(file.path)
             return
         for t, frame in video_frames(file.path, frame_every_s, report):
-            yield {**base, "time_s": round(float(t), 3)}, frame
+            yield {**base, "time_s": round(float(t), 3)}, load_image(frame)
 
 
 class SoundTextEmbedder:
