@@ -492,10 +492,10 @@ class SearchService(Service):
             raise SearchError("Search with words or with a photo, not both at once.")
         if len(query_text) > MAX_QUERY_CHARS:
             raise SearchError(f"The search text is {len(query_text)} characters long; keep it under {MAX_QUERY_CHARS}.")
-        picture = load_image(image, channel_order) if image is not None else None
         saved = self.store.load(name)
-        if picture is not None and saved.meta["holds"] == HOLDS_SOUNDS:
+        if image is not None and saved.meta["holds"] == HOLDS_SOUNDS:
             raise SearchError(f"The index “{saved.name}” holds sounds; search it with words, not a photo.")
+        picture = load_image(image, channel_order) if image is not None else None
         embedder = self._index_embedder(saved.meta, runtime, progress)
         begun = time.perf_counter()
         query = embedder.texts([query_text]) if picture is None else embedder.pictures([picture])
