@@ -143,8 +143,11 @@ def test_video_moments_keep_their_times_and_unusable_files_are_skipped(built, ga
     skipped = {s["file"]: s["reason"] for s in result["skipped"]}
     assert set(skipped) == {"notes.txt", "broken.jpg"}
     assert skipped["notes.txt"] == "not photos or videos"
-    assert result["message"].startswith("Indexed 5 photos and 1 video (3 moments); skipped ")
-    assert "notes.txt" in result["message"] and "broken.jpg" in result["message"]
+    assert skipped["broken.jpg"] == "not readable"
+    assert result["message"] == (
+        "Indexed 5 photos and 1 video (3 moments); skipped 2 files: 1 that is not photos or videos (notes.txt) and 1 "
+        "that is not readable (broken.jpg)."
+    )
     saved = IndexStore(service.models.models_dir).load("Holiday")
     times = sorted(i["time_s"] for i in saved.items if i["kind"] == "video")
     assert times == pytest.approx([0.0, 2.0, 4.0], abs=0.15)
@@ -265,7 +268,8 @@ def test_a_video_without_pictures_is_skipped_with_its_reason(service, tmp_path, 
     result = service.build("Films", folder, runtime=clip)
     assert result["index"]["counts"]["videos"] == 1
     assert [s["file"] for s in result["skipped"]] == ["sound-only.mp4"]
-    assert result["skipped"][0]["reason"].startswith("not readable")
+    assert result["skipped"][0]["reason"] == "not readable"
+    assert_plain_sentence(result["skipped"][0]["detail"], "sound-only.mp4")
 
 
 # Image to text, sounds ------------------------------------------------------------------------------------------

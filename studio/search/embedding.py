@@ -78,7 +78,7 @@ def scan_folder(folder: Path, holds: str, should_stop: Callable[[], bool] = lamb
         try:
             digest = sha256_file(path)
         except OSError:
-            scan.skipped[rel.as_posix()] = "cannot be read"
+            scan.skipped[rel.as_posix()] = "not readable"
             continue
         scan.files.append(FolderFile(rel.as_posix(), path, kind, digest))
     return scan

@@ -36,7 +36,7 @@ class PhotoEncoder:
                 errors.append("")
             except StudioError as exc:
                 pictures.append(None)
-                errors.append(f"not readable ({str(exc).rstrip('.')})")
+                errors.append(f"not readable: {exc}")
         good = [p for p in pictures if p is not None]
         vectors = self.task.forward(self.task.preprocessing.batch(good)) if good else np.zeros((0, 1), np.float32)
         dim = vectors.shape[1]

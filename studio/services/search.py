@@ -106,15 +106,34 @@ def indexed_sentence(counts: dict, skipped: dict[str, str]) -> str:
         parts.append(f"{_count(counts['sounds'], 'sound')} ({_count(counts['sound_windows'], 'stretch', 'stretches')})")
     sentence = "Indexed " + " and ".join(parts)
     if skipped:
-        reasons: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}
         for file, reason in skipped.items():
-            reasons.setdefault(reason, []).append(file)
-        pieces = []
-        for reason, files in reasons.items():
-            shown = ", ".join(files[:5]) + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")
-            pieces.append(f"{_count(len(files), 'file')} that {'is' if len(files) == 1 else 'are'} {reason}: {shown}")
-        sentence += "; skipped " + "; ".join(pieces)
+            groups.setdefault(reason.split(": ")[0], []).append(file)
+
+        def listed(files: list[str]) -> str:
+            return ", ".join(files[:5]) + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")
+
+        def that(n: int, reason: str) -> str:
+            return f"{'is' if n == 1 else 'are'} {reason}"
+
+        if len(groups) == 1:
+            ((reason, files),) = groups.items()
+            sentence += f"; skipped {_count(len(files), 'file')} that {that(len(files), reason)}: {listed(files)}"
+        else:
+            pieces = [
+                f"{len(files):,} that {that(len(files), reason)} ({listed(files)})" for reason, files in groups.items()
+            ]
+            sentence += f"; skipped {_count(len(skipped), 'file')}: " + ", ".join(pieces[:-1]) + " and " + pieces[-1]
     return sentence + "."
+
+
+def skipped_rows(skipped: dict[str, str]) -> list[dict]:
+    """The skipped files as plain data: file, reason and (for a file that could not be read) the sentence why."""
+    rows = []
+    for file, reason in skipped.items():
+        short, _, detail = reason.partition(": ")
+        rows.append({"file": file, "reason": short, **({"detail": detail} if detail else {})})
+    return rows
 
 
 class SearchService(Service):
@@ -339,7 +358,7 @@ class SearchService(Service):
             "embedded": len(new_items),
             "reused": len(keep_items),
             "dropped_files": dropped,
-            "skipped": [{"file": f, "reason": r} for f, r in scan.skipped.items()],
+            "skipped": skipped_rows(scan.skipped),
             "stopped": stopped,
             "seconds": round(time.perf_counter() - started, 3),
             **ran_on(embedder.task),
@@ -394,7 +413,7 @@ class SearchService(Service):
             )
             for f, vector in zip(photos, found):
                 if vector is None:
-                    skipped[f.file] = failed.get(str(f.path), "not a readable image")
+                    skipped[f.file] = failed.get(str(f.path), "not readable")
                 else:
                     items.append({"file": f.file, "sha256": f.sha256, "kind": "photo", "time_s": None})
                     vectors.append(vector[None, :])
@@ -663,7 +682,7 @@ def result_picture(row: dict):
 
 
 def _reason(exc: StudioError) -> str:
-    return "not readable (" + str(exc).rstrip(".") + ")"
+    return f"not readable: {exc}"
 
 
 def _empty_counts() -> dict:
