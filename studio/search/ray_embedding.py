@@ -87,7 +87,8 @@ def embed_photos_on_ray(
             },
             batch_size=BATCH,
             batch_format="numpy",
-            concurrency=1,
+            # one encoder per CPU of the cluster at most, starting with one (each holds the model in memory)
+            concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)))),
             num_cpus=1,
         )
         rows = encoded.take_all()

@@ -95,8 +95,8 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def indexed_sentence(counts: dict, skipped: dict[str, str]) -> str:
-    """ "Indexed 1,204 photos; skipped 3 that are not images: a.txt, b.doc, c.zip." from an index's counts."""
+def holdings(counts: dict) -> str:
+    """What an index holds in words: "1,204 photos and 3 videos (412 moments)"."""
     parts = []
     if counts["photos"] or not (counts["videos"] or counts["sounds"]):
         parts.append(_count(counts["photos"], "photo"))
@@ -104,7 +104,13 @@ def indexed_sentence(counts: dict, skipped: dict[str, str]) -> str:
         parts.append(f"{_count(counts['videos'], 'video')} ({_count(counts['video_frames'], 'moment')})")
     if counts["sounds"]:
         parts.append(f"{_count(counts['sounds'], 'sound')} ({_count(counts['sound_windows'], 'stretch', 'stretches')})")
-    sentence = "Indexed " + " and ".join(parts)
+    return " and ".join(parts)
+
+
+def indexed_sentence(counts: dict, skipped: dict[str, str]) -> str:
+    """ "Indexed 1,204 photos; skipped 3 files that are not photos or videos: a.txt, b.doc, c.zip." from an index's
+    counts and the skipped files (file -> "reason" or "reason: the sentence why")."""
+    sentence = "Indexed " + holdings(counts)
     if skipped:
         groups: dict[str, list[str]] = {}
         for file, reason in skipped.items():

@@ -261,16 +261,11 @@ class SearchTab:
 
 def index_info_text(info: dict) -> str:
     """An index's info in words."""
-    c = info["counts"]
-    parts = [f"{c['photos']:,} photos"]
-    if c["videos"]:
-        parts.append(
-            f"{c['videos']:,} videos ({c['video_frames']:,} moments, a frame every {info['frame_every_s']:g} s)"
-        )
-    if c["sounds"]:
-        parts.append(f"{c['sounds']:,} sounds ({c['sound_windows']:,} stretches)")
+    from studio.services.search import holdings
+
+    every = f", a video frame every {info['frame_every_s']:g} s" if info["counts"]["videos"] else ""
     return (
-        f"**{info['name']}**: {', '.join(parts)} from `{info['folder']}`. Model: `{info['model']}`"
+        f"**{info['name']}**: {holdings(info['counts'])}{every}, from `{info['folder']}`. Model: `{info['model']}`"
         + (f" (revision `{info['revision'][:12]}`)" if info.get("revision") else "")
         + f". Search: {info['search']}. Updated {info['updated']}."
     )
