@@ -360,7 +360,7 @@ def test_ray_data_embeds_photos_like_in_process(service, gallery, clip):
     import ray
 
     local = service.build("Local", gallery, runtime=clip)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = service.build("On Ray", gallery, runtime=clip, ray_address="auto")
     finally:
