@@ -623,7 +623,10 @@ class SearchService(Service):
         from studio.media.image import load_image
         from studio.search.metrics import metrics_sentence, read_pairs, recall_figure, retrieval_metrics
 
-        pairs = read_pairs(Path(pairs_file))
+        pairs_file = Path(pairs_file)
+        pairs = read_pairs(pairs_file)
+        for folder in {pairs_file.parent, *(p.parent for p in pairs.images)}:
+            checked_folder(folder)  # the folder policy applies to what a pairs file points at, as to indexing
         embedder = self.embedder(runtime, HOLDS_PICTURES, scaled(progress, 0.0, 0.1))
         image_vectors = []
         for start in range(0, len(pairs.images), BATCH):
