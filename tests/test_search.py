@@ -378,3 +378,18 @@ def test_ray_data_embeds_photos_like_in_process(service, gallery, clip):
 def test_write_gallery_makes_what_the_tests_expect(tmp_path):
     folder = write_gallery(tmp_path / "g")
     assert (folder / "space" / "rocket.jpg").is_file() and (folder / "clip.mp4").stat().st_size > 1000
+
+
+def test_results_described_by_the_caption_model(tmp_path, caption_models_dir, tiny_blip_dir, gallery_dir, clip):
+    from studio.services.caption import CaptionService
+    from studio.services.search import result_picture
+
+    models_dir = Path(shutil.copytree(caption_models_dir, tmp_path / "exported"))
+    service = SearchService(LoadedModels(models_dir))
+    service.build("Holiday", gallery_dir, runtime=Runtime(model=clip.model, backend="torch"))
+    found = service.search("Holiday", text="a cat", top_k=8, describe=True, caption_model=str(tiny_blip_dir))
+    captioner = CaptionService(service.models)
+    assert {r["kind"] for r in found["results"]} == {"photo", "video"}
+    for row in found["results"]:
+        expected = captioner(result_picture(row), runtime=Runtime(model=str(tiny_blip_dir)))["caption"]
+        assert row["caption"] == expected and expected
