@@ -16,6 +16,7 @@ from tests.fixtures.ask import *  # noqa: F401,F403
 from tests.fixtures.caption import *  # noqa: F401,F403
 from tests.fixtures.finetune import *  # noqa: F401,F403
 from tests.fixtures.read_text import *  # noqa: F401,F403
+from tests.fixtures.search import *  # noqa: F401,F403
 from tests.fixtures.sound import *  # noqa: F401,F403
 from tests.fixtures.video import *  # noqa: F401,F403
 from tests.fixtures.zero_shot import *  # noqa: F401,F403

@@ -11,7 +11,14 @@ import time
 
 import numpy as np
 
-from studio.bench.timing import build_bench_model, export_checked, report_header, scratch_folder, time_calls
+from studio.bench.timing import (
+    build_bench_model,
+    export_checked,
+    image_embedding_throughput,
+    report_header,
+    scratch_folder,
+    time_calls,
+)
 from studio.progress import Progress, no_progress, scaled
 
 TARGET_PROBE_SECONDS = 5.0
@@ -32,20 +39,14 @@ def run_bench(
         progress: Receives fractions and sentences.
     """
     from studio.backends.onnx import OnnxBackend
-    from studio.backends.pytorch import TorchBackend
     from studio.classifiers.export import GRAPH, classifier_module
     from studio.classifiers.heads import Head, prototypes, train_linear_probe
     from studio.scores import normalize
 
     progress(0.02, "Building the full-size model with random weights…")
     bench = build_bench_model("zero-shot", model)
-    arch, clip = bench.architecture, bench.model
-    size = arch["vision_config"]["image_size"]
-    dim = arch.get("projection_dim", 512)
+    dim = bench.architecture.get("projection_dim", 512)
     rng = np.random.default_rng(0)
-    encoder = bench.graphs["image_encoder"].build(clip).eval()
-    spec = bench.graphs["image_encoder"]
-    pixels = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
     report: dict = report_header("finetune", bench.spec.hub_id, device, bench.threads)
 
     # The probe on cached embeddings: clustered random unit vectors, 200 examples of 10 classes.
@@ -70,23 +71,13 @@ def run_bench(
     report["prototypes_200x10_seconds"] = round(proto_s, 5)
 
     with scratch_folder() as work:
+        measured = image_embedding_throughput(bench, batch, runs, device, work, scaled(progress, 0.1, 0.6))
+        encoder, pixels = measured["encoder"], measured["pixels"]
         example = {"pixel_values": pixels[:2]}
-        _, report["parity_max_abs_diff"] = export_checked(
-            bench.graphs, {spec.name: (encoder, example)}, work, scaled(progress, 0.1, 0.3)
-        )
-        engines = {
-            "torch": TorchBackend(encoder, ("pixel_values",), ("image_embeds",), device=device),
-            "onnx_fp32": OnnxBackend(work / "image_encoder.onnx", device=device),
-        }
-        report["runtime"] = {name: e.runtime.label for name, e in engines.items()}
-        throughput = {}
-        many = {"pixel_values": pixels}
-        for i, (name, engine) in enumerate(engines.items()):
-            progress(0.3 + 0.3 * i / len(engines), f"Timing image embedding: {name}…")
-            t = time_calls(lambda e=engine: e.run(many), max(3, runs), warmup=1)
-            throughput[name] = round(batch * 1000 / t["p50_ms"], 2)
-        report[f"embedding_images_per_s_batch{batch}"] = throughput
-        report["embedding_speedup_onnx_vs_torch"] = round(throughput["onnx_fp32"] / throughput["torch"], 2)
+        report["parity_max_abs_diff"] = measured["parity"]
+        report["runtime"] = measured["runtime"]
+        report[f"embedding_images_per_s_batch{batch}"] = measured["images_per_s"]
+        report["embedding_speedup_onnx_vs_torch"] = measured["speedup_onnx_vs_torch"]
 
         head = Head(
             tuple(f"class {i}" for i in range(PROBE_CLASSES)),

@@ -141,3 +141,40 @@ def build_bench_model(task: str, model: str | None) -> BenchModel:
     return BenchModel(
         spec, family, family.random_model(architecture), {g.name: g for g in family.GRAPHS}, architecture, threads
     )
+
+
+def image_embedding_throughput(
+    bench: BenchModel, batch: int, runs: int, device: str, work: Path, progress: Progress = no_progress
+) -> dict:
+    """Exports a two-tower model's image encoder (checked against PyTorch) and times PyTorch and ONNX Runtime on a
+    batch of random pictures.
+
+    Returns:
+        {"encoder" (the PyTorch module), "pixels" (the batch), "parity", "runtime" (labels by engine),
+        "images_per_s" ({"torch", "onnx_fp32"}), "speedup_onnx_vs_torch"}
+    """
+    from studio.backends.onnx import OnnxBackend
+    from studio.backends.pytorch import TorchBackend
+
+    spec = bench.graphs["image_encoder"]
+    size = bench.architecture["vision_config"]["image_size"]
+    encoder = spec.build(bench.model).eval()
+    pixels = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+    _, parity = export_checked(bench.graphs, {spec.name: (encoder, {"pixel_values": pixels[:2]})}, work, progress)
+    engines = {
+        "torch": TorchBackend(encoder, ("pixel_values",), ("image_embeds",), device=device),
+        "onnx_fp32": OnnxBackend(work / "image_encoder.onnx", device=device),
+    }
+    throughput = {}
+    for i, (name, engine) in enumerate(engines.items()):
+        progress(0.5 + 0.5 * i / len(engines), f"Timing image embedding: {name}…")
+        t = time_calls(lambda e=engine: e.run({"pixel_values": pixels}), max(3, runs), warmup=1)
+        throughput[name] = round(batch * 1000 / t["p50_ms"], 2)
+    return {
+        "encoder": encoder,
+        "pixels": pixels,
+        "parity": parity,
+        "runtime": {name: e.runtime.label for name, e in engines.items()},
+        "images_per_s": throughput,
+        "speedup_onnx_vs_torch": round(throughput["onnx_fp32"] / throughput["torch"], 2),
+    }

@@ -16,6 +16,7 @@ from studio.cli.common import TASKS, Command, Group, add_common, close_bars, mod
 from studio.cli.finetune import FINETUNE
 from studio.cli.models import COMMANDS as MODEL_COMMANDS
 from studio.cli.predict import PREDICT
+from studio.cli.search import INDEX, SEARCH
 from studio.cli.trial import TRIAL
 
 COMMANDS: dict[str, Command | Group] = {
@@ -24,6 +25,8 @@ COMMANDS: dict[str, Command | Group] = {
     "bench": Group("benchmark ONNX Runtime against PyTorch on a full-size architecture", BENCH, dest="bench"),
     "finetune": Group("teach the zero-shot model your own classes from examples", FINETUNE, dest="finetune_command"),
     "trial": Group("export or summarize an accessibility trial's log", TRIAL, dest="trial_command"),
+    "index": Group("build, update and inspect search indexes of your folders", INDEX, dest="index_command"),
+    "search": SEARCH,
 }
 
 

@@ -18,6 +18,8 @@ class Bench:
     runs: int
     batch: bool = False
     int8: bool = False
+    batch_size: int = 8  # --batch's default
+    vectors: bool = False  # takes --vectors (how many vectors to index)
 
 
 BENCHES = {
@@ -27,6 +29,7 @@ BENCHES = {
     "video": Bench("studio.bench.video", runs=30),
     "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
     "read-text": Bench("studio.bench.read_text", runs=20),
+    "search": Bench("studio.bench.search", runs=200, batch=True, batch_size=32, vectors=True),
 }
 
 
@@ -38,9 +41,13 @@ def _arguments(bench: Bench):
         )
         p.add_argument("--device", choices=DEVICES, default="cpu")
         if bench.batch:
-            p.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
+            p.add_argument(
+                "--batch", type=int, default=bench.batch_size, help="batch size for the throughput measurement"
+            )
         if bench.int8:
             p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
+        if bench.vectors:
+            p.add_argument("--vectors", type=int, default=1_000_000, help="vectors in the index (default 1,000,000)")
 
     return add
 
@@ -50,6 +57,8 @@ def _runner(bench: Bench):
         options = {"batch": args.batch} if bench.batch else {}
         if bench.int8:
             options["int8"] = not args.no_int8
+        if bench.vectors:
+            options["vectors"] = args.vectors
         run_bench = importlib.import_module(bench.module).run_bench
         return run_bench(
             model=args.model, runs=args.runs, device=args.device, progress=tqdm_progress("Benchmark"), **options
@@ -59,7 +68,9 @@ def _runner(bench: Bench):
 
 
 HELP = {
-    "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner"
+    "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner",
+    "search": "benchmark search: 1M random vectors (IVF build, memory, query p50/p95, recall@10), exact over 50k, "
+    "embedding ONNX vs PyTorch at batch 32",
 }
 BENCH: dict[str, Command] = {
     name: Command(HELP.get(name, f"benchmark {name}: ONNX Runtime against PyTorch"), _arguments(b), _runner(b))

@@ -36,6 +36,8 @@ MAX_QUESTION_S = 60.0
 # Sound events: long recordings are heard window by window and never held whole, so the limit is one of patience
 # (about 20 minutes of CPU per hour of sound for AST), not of memory.
 MAX_SOUND_S = 3 * 3600.0
+# Sound files by name (a folder of sounds is indexed by these; videos have their own list in `studio.media.video`).
+SOUND_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma")
 # A recording whose loudest 50 ms stays below this is a muted or unplugged microphone: speech, even quiet, peaks at
 # -40 dBFS or more, a quiet room's noise sits around -60 to -50 dBFS, and a muted input is digital zeros or close.
 SILENCE_DBFS = -60.0

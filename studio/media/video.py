@@ -511,3 +511,65 @@ def spread_frames(path: Path | str, count: int = 8) -> list[np.ndarray]:
     if not clips or not clips[0].frames:
         raise BadVideoError(f"{info.path.name} holds no pictures Studio can read.")
     return clips[0].frames
+
+
+def frame_at(path: Path | str, seconds: float) -> np.ndarray:
+    """The RGB frame shown at `seconds` (the first frame at or after it, else the last one), shrunk like
+    `iter_frames`'s: a search result's picture of a video moment.
+
+    OpenCV seeks close to the moment first; other videos are read from the start.
+
+    Raises:
+        BadVideoError: The video cannot be read.
+    """
+    info = open_video(path)
+    if info.reader == "opencv":
+        cv2 = _cv2()
+        cap = cv2.VideoCapture(str(info.path))
+        try:
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, seconds - 1.0) * 1000)
+            last = None
+            while True:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                last = frame
+                if cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 + 1e-6 >= seconds:
+                    break
+            if last is not None:
+                return cv2.cvtColor(_shrink(last), cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+    last = None
+    for t, frame in iter_frames(info):
+        last = frame
+        if t + 1e-6 >= seconds:
+            break
+    if last is None:
+        raise BadVideoError(f"{info.path.name} has no picture that could be decoded.")
+    return last
+
+
+def cut_excerpt(path: Path | str, start_s: float, seconds: float, out: Path, sound_only: bool = False) -> Path:
+    """A short excerpt of a video (MP4, H.264 + AAC) or a sound (WAV) from `start_s`, re-encoded so that it starts
+    exactly there: what the Search tab plays for "play from this moment".
+
+    Raises:
+        BadVideoError: ffmpeg is missing or cannot cut the file.
+    """
+    from studio.atomic import replaced_on_success
+
+    out = Path(out)
+    codecs = ["-vn", "-c:a", "pcm_s16le", "-f", "wav"] if sound_only else [
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:a", "aac", "-f", "mp4", "-movflags", "+faststart",
+    ]  # fmt: skip
+    with replaced_on_success(out) as tmp:
+        done = _run(
+            [_tool("ffmpeg"), "-v", "error", "-y", "-ss", f"{max(0.0, start_s):.3f}", "-i", str(path), "-t",
+             f"{seconds:.3f}", *codecs, str(tmp)],
+            timeout=120,
+        )  # fmt: skip
+        if done is None or done.returncode != 0 or not tmp.stat().st_size:
+            raise BadVideoError(f"The moment at {clock(start_s)} of {Path(path).name} could not be cut out to play.")
+    return out

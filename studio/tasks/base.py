@@ -29,6 +29,19 @@ class GraphTask:
 
         return TextTokenizer(Path(self.graphs.files_dir), self.family.TEXT_MAX_LENGTH)
 
+    def embed_texts(self, texts: list[str], batch: int = 64):
+        """Two-tower models (CLIP, CLAP): (len(texts), D) unit-length text embeddings of the texts as given, from the
+        "text_encoder" graph, `batch` texts per run (the task sets `self.tokenizer`)."""
+        import numpy as np
+
+        from studio.scores import normalize
+
+        embeds = [
+            self.graphs.graphs["text_encoder"].run(self.tokenizer(texts[i : i + batch]))["text_embeds"]
+            for i in range(0, len(texts), batch)
+        ]
+        return normalize(np.concatenate(embeds).astype(np.float32))
+
     @classmethod
     def load(
         cls,

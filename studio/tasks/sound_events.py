@@ -197,9 +197,7 @@ class SoundEventsTask(GraphTask):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        prompts = [CLAP_TEMPLATE.format(label) for label in labels]
-        embeds = self.graphs.graphs["text_encoder"].run(self.tokenizer(prompts))["text_embeds"]
-        label_set = SoundLabelSet(key, normalize(embeds.astype(np.float32)))
+        label_set = SoundLabelSet(key, self.embed_texts([CLAP_TEMPLATE.format(label) for label in labels]))
         self._cache[key] = label_set
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)

@@ -37,7 +37,6 @@ ENSEMBLE_TEMPLATES = (
 )
 MAX_LABELS = 1000  # 1000 labels x 8 templates still encode in about a minute on 2 CPU cores
 MAX_LABEL_CHARS = 200
-_TEXT_BATCH = 64
 _CACHE_SIZE = 16
 
 
@@ -156,13 +155,7 @@ class ZeroShotTask(GraphTask):
             return self._cache[key]
         started = time.perf_counter()
         prompts = [t.format(label) for label in labels for t in templates]
-        embeds = np.concatenate(
-            [
-                self.graphs.graphs["text_encoder"].run(self.tokenizer(prompts[i : i + _TEXT_BATCH]))["text_embeds"]
-                for i in range(0, len(prompts), _TEXT_BATCH)
-            ]
-        ).astype(np.float32)
-        embeds = normalize(embeds).reshape(len(labels), len(templates), -1)
+        embeds = self.embed_texts(prompts).reshape(len(labels), len(templates), -1)
         # Template ensembling as in CLIP: average the normalized embeddings, then normalize again.
         embeds = normalize(embeds.mean(axis=1))
         label_set = LabelSet(tuple(labels), tuple(templates), embeds, (time.perf_counter() - started) * 1000)

@@ -17,6 +17,7 @@ from studio.ui import (
     caption_tab,
     finetune_tab,
     read_text_tab,
+    search_tab,
     sound_tab,
     trial_panel,
     video_tab,
@@ -60,6 +61,7 @@ TABS: list[tuple[str, Callable[[AppContext], None]]] = [
     ("Video", video_tab.build),
     ("Fine-tune", finetune_tab.build),
     ("Read text", read_text_tab.build),
+    ("Search", search_tab.build),
 ]
 
 _CSS = """
@@ -77,6 +79,10 @@ _CSS = """
 #snd-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
 #rt-announce { font-size: 1.2rem; font-weight: 600; min-height: 1.6em; }
 #rt-announce.studio-problem, #trial-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
+#sr-announce, #sr-index-announce, #sr-match-announce,
+#sr-eval-announce { font-size: 1.1rem; font-weight: 600; min-height: 1.6em; }
+#sr-announce.studio-problem, #sr-index-announce.studio-problem, #sr-match-announce.studio-problem,
+#sr-eval-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 #snd-announce.studio-problem, #snd-teach-status.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 """
 

@@ -85,6 +85,7 @@ def build_model_panel(
     exportable: bool = True,
     what: str = "",
     runtime_note: str | None = None,
+    also: tuple[tuple[str, str], ...] = (),
 ) -> ModelPanel:
     """Builds the panel (inside an open accordion) and wires its own events.
 
@@ -100,10 +101,13 @@ def build_model_panel(
             so a screen reader tells two pickers on one tab apart.
         runtime_note: With `exportable=False`, what to say about the runtime instead of "PyTorch" (a model whose
             graphs ship as ONNX).
+        also: (task, family) pairs whose registry rows the picker offers too (the Search tab: CLAP for sounds).
     """
     kind = f"{what} model" if what else "Model"
     default = preselected or REGISTRY.default_for(task).hub_id
-    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in REGISTRY.for_task(task)]
+    rows = REGISTRY.for_task(task) + [s for t, f in also for s in REGISTRY.for_task(t) if s.family == f]
+    choices = [(f"{spec.title} · {spec.licence}", spec.hub_id) for spec in rows]
+    owner = {spec.hub_id: spec.task for spec in rows}
     if preselected and all(value != preselected for _, value in choices):
         choices.append((f"Local folder: {preselected}", preselected))
     model = gr.Dropdown(
@@ -114,7 +118,9 @@ def build_model_panel(
         info=_picker_hint(loaded.sharing),
         elem_id=f"{prefix}-model",
     )
-    state = gr.Markdown(describe_model(task, default, models_dir, loaded.sharing), elem_id=f"{prefix}-model-state")
+    state = gr.Markdown(
+        describe_model(owner.get(default, task), default, models_dir, loaded.sharing), elem_id=f"{prefix}-model-state"
+    )
     with gr.Row():
         variant = backend = None
         if quantize:
@@ -127,7 +133,7 @@ def build_model_panel(
             gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
     model.change(
-        lambda m: describe_model(task, m, models_dir, loaded.sharing),
+        lambda m: describe_model(owner.get(m, task), m, models_dir, loaded.sharing),
         [model],
         [state],
         api_name=f"{prefix}_model_state",
@@ -139,14 +145,15 @@ def build_model_panel(
     )
 
     def export(model_name, progress=gr.Progress(track_tqdm=True)):
+        model_task = owner.get(model_name, task)
         try:
-            loaded.sharing.check_model(model_name, task)
+            loaded.sharing.check_model(model_name, model_task)
         except StudioError as exc:
             gr.Warning(str(exc))
-            return describe_model(task, model_name, models_dir, loaded.sharing)
-        if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
+            return describe_model(model_task, model_name, models_dir, loaded.sharing)
+        if export_model_ui(model_task, model_name, models_dir, quantize, progress) is not None:
             loaded.drop(model_name)
-        return describe_model(task, model_name, models_dir, loaded.sharing)
+        return describe_model(model_task, model_name, models_dir, loaded.sharing)
 
     export_btn.click(export, [model], [state], api_name=f"{prefix}_export_model")
     return ModelPanel(model, state, backend, device, variant)
