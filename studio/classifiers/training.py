@@ -178,10 +178,9 @@ def check_trainable(store: ClassifierStore, name: str) -> dict[str, list[tuple[s
     empty = [c for c, items in examples.items() if not items]
     if empty:
         names = ", ".join(f"“{c}”" for c in empty)
-        raise ClassifierError(
-            f"{'These classes have' if len(empty) > 1 else 'The class'} {names} "
-            f"{'' if len(empty) > 1 else 'has '}no examples yet; add at least one picture to every class."
-        )
+        if len(empty) > 1:
+            raise ClassifierError(f"These classes have no examples yet: {names}. Add at least one picture to each.")
+        raise ClassifierError(f"The class {names} has no examples yet. Add at least one picture to it.")
     return examples
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.services.base import LoadedModels
+from studio.ui import a11y, theme
 from studio.ui import (
     ask_tab,
     caption_tab,
@@ -139,18 +140,29 @@ document.addEventListener("keydown", (event) => {
 """
 
 
+def tab_id(title: str) -> str:
+    """The top-level tab's id ("Sound & scene" -> "tab-sound-scene"): its button's data-tab-id, for tests."""
+    import re
+
+    return "tab-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
     """The Blocks app with every tab."""
     with gr.Blocks(title="Multimodal Studio") as demo:
         ctx.demo = demo
-        gr.Markdown(
-            "# Multimodal Studio\n"
-            "Point your camera or a photo at modern multimodal models and see what they understand. "
-            "Everything runs on this computer."
-        )
-        with gr.Tabs():
+        # One heading hierarchy: h1 here, h2 per tab (its first line), h3 for a tab's sections.
+        with gr.Row(equal_height=True):
+            gr.Markdown(
+                "# Multimodal Studio\n"
+                "Point your camera or a photo at modern multimodal models and see what they understand. "
+                "Everything runs on this computer."
+            )
+            contrast = theme.high_contrast_switch()
+        demo.load(None, None, [contrast], js=theme.HIGH_CONTRAST_ON_LOAD_JS)
+        with gr.Tabs(elem_id="studio-tabs"):
             for title, build in TABS:
-                with gr.Tab(title):
+                with gr.Tab(title, id=tab_id(title)):
                     build(ctx)
         trial_panel.build(ctx)
     return demo
@@ -198,8 +210,9 @@ def launch(
         inbrowser=open_browser,
         prevent_thread_lock=not block,
         show_error=False,
-        css=_CSS,
-        head=_HEAD,
+        css=theme.CSS + _CSS,
+        head=a11y.HEAD_JS + _HEAD,
+        theme=theme.make_theme(),
         footer_links=["api", "settings"],
         allowed_paths=[str(Path(__file__).resolve().parents[2] / "assets")],
     )

@@ -101,7 +101,7 @@ def build(ctx) -> None:
     tab = AskTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Ask")
     gr.Markdown(
-        "### Ask about what the camera sees\n"
+        "## Ask about what the camera sees\n"
         "Give a photo (or take one with the camera), then type or say a question.  \n"
         "**Keyboard:** Alt+Shift+Q goes to the question box · Enter asks · Alt+Shift+S stops speaking."
     )

@@ -211,7 +211,7 @@ def build(ctx) -> None:
     tab = CaptionTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Caption")
     gr.Markdown(
-        "### Describe what the camera sees\n"
+        "## Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"
         "**Keyboard:** Alt+Shift+D describes now · Alt+Shift+S stops speaking."
     )

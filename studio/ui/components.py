@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.progress import Progress
+from studio.ui.a11y import Toasts
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,15 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def problem(message: str, region_id: str, warn=gr.Warning) -> str:
-    """Says a problem twice: as a warning toast (or `warn`) and in the tab's live region, styled as a problem."""
-    warn(message)
+def problem(message: str, region_id: str, warn=None) -> str:
+    """Says a problem once, in the tab's live region, styled as a problem (no toast: a screen reader would say it
+    twice, since gradio's toasts are live regions too).
+
+    Args:
+        message: The sentence.
+        region_id: The tab's live region.
+        warn: Ignored (problems were also toasted through it once); kept so existing callers need no change.
+    """
     return live_region(message, region_id, problem=True)
 
 
@@ -88,17 +95,11 @@ def ui_progress(progress: gr.Progress) -> Progress:
     return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message)
 
 
-class WarnOnce:
-    """Shows each distinct warning once per session, so a live stream does not raise a toast per frame."""
+class WarnOnce(Toasts):
+    """Shows each distinct warning once per session (and tab), so a live stream does not raise a toast per frame."""
 
-    def __init__(self) -> None:
-        self._shown: dict[str, set[str]] = {}
+    def __init__(self, tab: str = "Studio") -> None:
+        super().__init__(tab)
 
-    def __call__(self, session: str, message: str) -> None:
-        shown = self._shown.setdefault(session, set())
-        if message not in shown:
-            shown.add(message)
-            gr.Warning(message)
-
-    def clear(self, session: str) -> None:
-        self._shown.pop(session, None)
+    def __call__(self, session: str, message: str, level: str = "warning") -> bool:
+        return super().__call__(session, message, level)

@@ -400,13 +400,13 @@ def build(ctx) -> None:
     tab = FinetuneTab(ctx.loaded)
     names = tab.store.names()
     gr.Markdown(
-        "### Teach the model your own classes\n"
+        "## Teach the model your own classes\n"
         "Make a classifier, give it a few example pictures of each class, train it, and see on examples it never "
         "trained on whether it beats the zero-shot model. Saved classifiers can be used in the Zero-shot tab."
     )
     with gr.Row():
         with gr.Column(scale=1):
-            gr.Markdown("#### 1. Classifier")
+            gr.Markdown("### 1. Classifier")
             classifier = gr.Dropdown(
                 choices=names, value=names[0] if names else None, label="Classifier", elem_id="ft-classifier"
             )
@@ -420,7 +420,7 @@ def build(ctx) -> None:
                 create_btn = gr.Button("Create classifier", elem_id="ft-create")
             overview = gr.Markdown(tab._overview(classifier.value), elem_id="ft-overview")
         with gr.Column(scale=1):
-            gr.Markdown("#### 2. Examples")
+            gr.Markdown("### 2. Examples")
             class_name = gr.Dropdown(choices=[], label="Class to add examples to", elem_id="ft-class")
             with gr.Tabs():
                 with gr.Tab("Camera snapshot", id="ft-camera-tab"):
@@ -443,7 +443,7 @@ def build(ctx) -> None:
     remove_btn = gr.Button("Remove the selected example", elem_id="ft-remove")
     announce = gr.HTML(live_region("", REGION), label="Status")
 
-    gr.Markdown("#### 3. Train and compare")
+    gr.Markdown("### 3. Train and compare")
     with gr.Row():
         method = gr.Radio(METHOD_CHOICES, value="linear", label="Training method", elem_id="ft-method")
         blend = gr.Slider(
@@ -496,7 +496,7 @@ def build(ctx) -> None:
             elem_id="ft-contrastive-accuracy",
         )
 
-    gr.Markdown("#### 4. Saved classifiers")
+    gr.Markdown("### 4. Saved classifiers")
     saved = gr.Dataframe(
         headers=["Name", "Classes", "Examples", "Version", "Zero-shot accuracy", "Saved accuracy"],
         value=tab.saved_rows(),
@@ -526,9 +526,15 @@ def build(ctx) -> None:
     classifier.change(tab.select, [classifier], [class_name, gallery, overview], api_name="finetune_select")
     class_name.change(tab.show_class, [classifier, class_name], [gallery], api_name="finetune_examples")
     added = [class_name, gallery, overview, announce]
-    snap_btn.click(tab.add_snapshot, [classifier, class_name, snapshot], added, api_name="finetune_add_snapshot")
-    upload_btn.click(tab.add_uploads, [classifier, class_name, uploads], added, api_name="finetune_add_uploads")
-    folder_btn.click(tab.add_folder, [classifier, class_name, folder], added, api_name="finetune_add_folder")
+    # The saved-classifiers table counts examples too, so it follows every addition.
+    for button, handler, source, api in (
+        (snap_btn, tab.add_snapshot, snapshot, "finetune_add_snapshot"),
+        (upload_btn, tab.add_uploads, uploads, "finetune_add_uploads"),
+        (folder_btn, tab.add_folder, folder, "finetune_add_folder"),
+    ):
+        button.click(handler, [classifier, class_name, source], added, api_name=api).then(
+            tab.saved_rows, None, [saved], api_name=False, show_progress="hidden"
+        )
     gallery.select(_selected_index, None, [selected], api_name="finetune_pick_example")
     remove_btn.click(
         tab.remove_selected,
@@ -559,14 +565,14 @@ def build(ctx) -> None:
         tab.delete, [classifier, confirm], [announce, saved, classifier, confirm], api_name="finetune_delete"
     )
     if ctx.demo is not None:
-        # A page opened later sees classifiers made since the app started. Only the list is refreshed, never the
-        # value: this can answer after the user already created (and so chose) a classifier.
-        ctx.demo.load(
-            lambda: (gr.update(choices=tab.store.names()), tab.saved_rows()),
-            None,
-            [classifier, saved],
-            api_name="finetune_refresh",
-        )
+        # A page opened later sees classifiers made since the app started. The value is set only while none is
+        # chosen (the first one made): this can answer after the user already created (and so chose) one.
+        def refresh(chosen):
+            names = tab.store.names()
+            value = chosen if chosen in names else (names[0] if names else None)
+            return gr.update(choices=names, value=value), tab.saved_rows()
+
+        ctx.demo.load(refresh, [classifier], [classifier, saved], api_name="finetune_refresh")
 
 
 def _selected_index(evt: gr.SelectData):

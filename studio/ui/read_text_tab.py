@@ -215,7 +215,7 @@ def build(ctx) -> None:
     tab = ReadTextTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Read text")
     gr.Markdown(
-        "### Read the text in a picture\n"
+        "## Read the text in a picture\n"
         "Give a photo or start the camera: labels, signs, screens, letters. The text is boxed on the picture, "
         "shown, announced to screen readers and spoken, in reading order.  \n"
         "**Keyboard:** Alt+Shift+R reads the photo (or reads the camera's text again) · Alt+Shift+S stops speaking."

@@ -317,7 +317,7 @@ def build(ctx) -> None:
     tab = SoundTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Sound & scene")
     gr.Markdown(
-        "### What is happening? Listen and look\n"
+        "## What is happening? Listen and look\n"
         "Give a sound (the microphone, a sound file, or a video's sound track), a picture (the camera, a photo, or "
         "the video's frames), or both. The sound and the picture are scored against the same labels and fused."
     )

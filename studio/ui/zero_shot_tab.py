@@ -152,7 +152,7 @@ def build(ctx) -> None:
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(
-        "### Name anything the camera sees\n"
+        "## Name anything the camera sees\n"
         "Type a few labels, then start the camera or give a photo. The scores say which label fits the picture best."
     )
     with gr.Row():

@@ -1,0 +1,118 @@
+"""Accessibility pieces every tab shares: page-wide keyboard behaviour, repairs of gradio's inaccessible markup,
+stopping every voice at once, and toasts that are said once per session and tab.
+
+The repairs are small DOM fixes applied by one MutationObserver, so a tab added later gets them without doing
+anything. Each one works around a gradio 6 defect worth reporting upstream (see the note of issue 13):
+
+- `<div aria-label="Empty value">` (an empty output's icon) has no role, and aria-label is prohibited on a plain
+  div (axe: aria-prohibited-attr): given role="img", which is what it is.
+- Upload buttons named by the untranslated i18n key `common.upload`: named "Upload a file".
+- Tab lists: every tab is a Tab stop and arrow keys do nothing; here they follow the WAI-ARIA tabs pattern (only the
+  selected tab is a Tab stop, arrows/Home/End move between tabs and select).
+- Gallery thumbnails whose alt text repeats the caption shown beside them (axe: image-redundant-alt): alt="" so the
+  caption is read once.
+- The server voice's <audio> lives inside the audio player's shadow DOM, where `document.querySelectorAll("audio")`
+  does not look: `studioStopVoices()` walks shadow roots too.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+
+# Loaded in <head> (studio/ui/app.py adds it to the page head).
+HEAD_JS = """
+<script>
+(() => {
+  // Every <audio>/<video> on the page, inside shadow roots too.
+  const allMedia = (root = document) => {
+    const found = [...root.querySelectorAll("audio, video")];
+    for (const el of root.querySelectorAll("*")) if (el.shadowRoot) found.push(...allMedia(el.shadowRoot));
+    return found;
+  };
+  // Stops every voice at once: the browser's speech and every playing sound (the server voice), not the camera.
+  window.studioStopVoices = () => {
+    if (window.speechSynthesis) window.speechSynthesis.cancel();
+    for (const media of allMedia()) {
+      if (media.srcObject) continue;  // a live camera or microphone preview, not a voice
+      media.pause();
+    }
+  };
+  const repair = () => {
+    for (const el of document.querySelectorAll('[aria-label="Empty value"]:not([role])')) el.setAttribute("role", "img");
+    for (const el of document.querySelectorAll('[aria-label="common.upload"]')) el.setAttribute("aria-label", "Upload a file");
+    for (const el of document.querySelectorAll('[title="common.upload"]')) el.setAttribute("title", "Upload a file");
+    for (const list of document.querySelectorAll('[role="tablist"]')) {
+      const tabs = [...list.querySelectorAll(':scope > [role="tab"], :scope > * > [role="tab"]')];
+      if (!tabs.length) continue;
+      const selected = tabs.find((t) => t.getAttribute("aria-selected") === "true") || tabs[0];
+      for (const tab of tabs) {
+        const want = tab === selected ? "0" : "-1";
+        if (tab.getAttribute("tabindex") !== want) tab.setAttribute("tabindex", want);
+      }
+    }
+    for (const img of document.querySelectorAll(".gallery-item img, .thumbnail-item img, [data-testid='gallery'] img")) {
+      const caption = img.closest("button, .gallery-item, .thumbnail-item")?.textContent.trim();
+      if (img.alt && caption && caption.includes(img.alt.trim())) img.alt = "";
+    }
+  };
+  let pending = false;
+  const schedule = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; repair(); });
+  };
+  const start = () => {
+    repair();
+    new MutationObserver(schedule).observe(document.body, {
+      subtree: true, childList: true, attributes: true, attributeFilter: ["aria-selected", "alt", "aria-label"],
+    });
+  };
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+  // Arrow keys, Home and End move between tabs and select them (WAI-ARIA tabs pattern).
+  document.addEventListener("keydown", (event) => {
+    const tab = event.target.closest && event.target.closest('[role="tab"]');
+    if (!tab || event.altKey || event.ctrlKey || event.metaKey) return;
+    const list = tab.closest('[role="tablist"]');
+    const tabs = [...list.querySelectorAll('[role="tab"]')].filter((t) => t.offsetParent !== null && !t.disabled);
+    const i = tabs.indexOf(tab);
+    const next = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (next === undefined || i < 0) return;
+    event.preventDefault();
+    const target = tabs[(next + tabs.length) % tabs.length];
+    target.click();
+    target.focus();
+  });
+})();
+</script>
+"""
+
+
+class Toasts:
+    """Toasts said once per browser session and tab: a notice that repeats on every action ("This model has no ONNX
+    export yet…") or on every camera frame is shown the first time only.
+
+    A problem with the user's input is not a toast: it is said in the tab's live region only (`problem`), so a
+    screen reader hears it once.
+    """
+
+    def __init__(self, tab: str) -> None:
+        self.tab = tab
+        self._shown: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, session: str, message: str, level: str = "info") -> bool:
+        """Shows `message` unless this session already saw it on this tab; returns whether it was shown."""
+        with self._lock:
+            shown = self._shown.setdefault(session, set())
+            if message in shown:
+                return False
+            shown.add(message)
+        (gr.Warning if level == "warning" else gr.Info)(message, duration=10, title=self.tab)
+        return True
+
+    def clear(self, session: str) -> None:
+        """Forgets what this session saw (a stream stopped: its next start may say it again)."""
+        with self._lock:
+            self._shown.pop(session, None)
