@@ -279,7 +279,7 @@ def _torch_graphs(
             raise ModelUnavailableError(" ".join([*notices, missing_sentence(source, models_dir)])) from None
         raise
     family = get_family(source.family)
-    progress(0.9, f"Loading {source.display_name} in PyTorch…")
+    progress(0.5, f"Loading the model ({Path(source.display_name).name}) in PyTorch…")
     model = family.load_model(source.local_dir)
     graphs = {
         spec.name: TorchBackend(spec.build(model), spec.input_names, spec.output_names, device=device)

@@ -287,7 +287,12 @@ def _size_notices(items: list[tuple[str, Path]], task) -> list[str]:
 
 
 def save_run(
-    run: TrainingRun, store: ClassifierStore, method: str | None = None, blend: float | None = None, onnx: bool = True
+    run: TrainingRun,
+    store: ClassifierStore,
+    method: str | None = None,
+    blend: float | None = None,
+    onnx: bool = True,
+    progress: Progress = no_progress,
 ) -> SavedVersion:
     """Saves a training run as the classifier's next version, with the image encoder + head as one ONNX graph.
 
@@ -297,6 +302,7 @@ def save_run(
         method: The head to save (default: the run's).
         blend: The blend to save (default: the run's).
         onnx: Also export the image encoder + head graph (needs the model's PyTorch weights on this machine).
+        progress: Told each step in words: saving, the export's steps, checking what was saved.
 
     Returns:
         The saved version, loaded back and verified.
@@ -320,12 +326,15 @@ def save_run(
     }
     write_onnx = None
     notices = []
+    progress(0.02, "Saving the classifier…")
     if onnx:
         from studio.classifiers.export import classifier_graph_writer
 
-        write_onnx = classifier_graph_writer(run.model, store.root.parent, head, notices)
+        write_onnx = classifier_graph_writer(run.model, store.root.parent, head, notices, scaled(progress, 0.05, 0.9))
     version = store.save_version(run.name, record, head.arrays(), write_onnx)
+    progress(0.92, "Checking the saved classifier…")
     saved = store.load(run.name, version)
+    progress(1.0, "Saved.")
     saved.notices.extend(notices)
     return saved
 

@@ -89,9 +89,18 @@ HEAD_JS = """
 """
 
 
+def current_session() -> str:
+    """The browser session of the event being handled ("local" outside an event)."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None) or "local"
+
+
 class Toasts:
     """Toasts said once per browser session and tab: a notice that repeats on every action ("This model has no ONNX
-    export yet…") or on every camera frame is shown the first time only.
+    export yet…") or on every camera frame is shown the first time only, titled with its tab so that toasts of two
+    tabs are never read as one.
 
     A problem with the user's input is not a toast: it is said in the tab's live region only (`problem`), so a
     screen reader hears it once.
@@ -102,12 +111,16 @@ class Toasts:
         self._shown: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, session: str, message: str, level: str = "info") -> bool:
-        """Shows `message` unless this session already saw it on this tab; returns whether it was shown."""
+    def __call__(self, session: str | None, message: str, level: str = "info") -> bool:
+        """Shows `message` unless this session (None: the current event's) already saw it on this tab; returns
+        whether it was shown."""
+        session = session or current_session()
         with self._lock:
             shown = self._shown.setdefault(session, set())
             if message in shown:
                 return False
+            if len(self._shown) > _MAX_SESSIONS:
+                self._shown.pop(next(iter(self._shown)))
             shown.add(message)
         (gr.Warning if level == "warning" else gr.Info)(message, duration=10, title=self.tab)
         return True
@@ -116,3 +129,14 @@ class Toasts:
         """Forgets what this session saw (a stream stopped: its next start may say it again)."""
         with self._lock:
             self._shown.pop(session, None)
+
+
+_MAX_SESSIONS = 1000  # sessions remembered per tab; the oldest is forgotten first
+_TOASTS: dict[str, Toasts] = {}
+
+
+def notify(tab: str, message: str, level: str = "info") -> bool:
+    """Shows a notice as a toast once per session on `tab` (see `Toasts`); returns whether it was shown."""
+    if tab not in _TOASTS:
+        _TOASTS[tab] = Toasts(tab)
+    return _TOASTS[tab](None, message, level)

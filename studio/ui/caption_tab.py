@@ -14,6 +14,7 @@ from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.narration import Narrator
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -45,7 +46,7 @@ class CaptionTab:
         self.service = CaptionService(loaded)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Caption")
         self.speech = ServerSpeech()
         self.said = 0
 
@@ -81,7 +82,7 @@ class CaptionTab:
         wpm,
         voice,
         can_speak,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Describes an uploaded or example photo."""
         what = _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
@@ -94,7 +95,7 @@ class CaptionTab:
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Caption", notice)
         text = result["caption"]
         audio = self.spoken(text, speech, gr.Warning)
         self.trial.output(result, text, speech=speech, settings=what, picture=image)

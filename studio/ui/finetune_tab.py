@@ -11,6 +11,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -195,7 +196,7 @@ class FinetuneTab:
     def _added(self, name, class_name, report):
         text = f"Added {report.added} example{'s' if report.added != 1 else ''}."
         for notice in report.notices:
-            gr.Warning(notice)
+            notify("Fine-tune", notice, "warning")
         if report.notices:
             text += " " + " ".join(report.notices)
         return (
@@ -261,7 +262,7 @@ class FinetuneTab:
             skip = (gr.skip(),) * 7
             return (*skip, problem(str(exc), REGION), gr.skip())
         for notice in run.notices:
-            gr.Info(notice)
+            notify("Fine-tune", notice)
         evaluation = run.evaluation()
         if evaluation.n_test:
             acc = evaluation.accuracy
@@ -299,12 +300,11 @@ class FinetuneTab:
         try:
             if run is None:
                 raise StudioError("Train the classifier first; then save it.")
-            progress(0.1, desc="Saving and exporting the image encoder + head to ONNX…")
-            saved = self.service.save(run, method, blend)
+            saved = self.service.save(run, method, blend, progress=ui_progress(progress))
         except StudioError as exc:
             return problem(str(exc), REGION), gr.skip(), gr.skip()
         for notice in saved.notices:
-            gr.Warning(notice)
+            notify("Fine-tune", notice, "warning")
         onnx = saved.head.get("onnx") or {}
         extra = " with its ONNX graph (checked against PyTorch)" if onnx.get("exported") else ""
         text = (

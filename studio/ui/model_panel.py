@@ -123,7 +123,7 @@ def build_model_panel(
         "Export this model to ONNX" + (" (with int8)" if quantize else ""), elem_id=f"{prefix}-export"
     )
 
-    def export(model_name, progress=gr.Progress(track_tqdm=True)):
+    def export(model_name, progress=gr.Progress()):
         if export_model_ui(task, model_name, models_dir, quantize, progress) is not None:
             loaded.drop(model_name)
         return describe_model(task, model_name, models_dir)

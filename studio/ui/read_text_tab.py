@@ -17,6 +17,7 @@ import numpy as np
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import LenientImage, WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, spoken_outputs
@@ -38,7 +39,7 @@ class ReadTextTab:
 
         self.service = ReadTextService(loaded)
         self.gate = LatestFrameGate()
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Read text")
         self.speech = ServerSpeech()
         self.said = 0
         self._lock = threading.Lock()
@@ -79,7 +80,7 @@ class ReadTextTab:
         wpm,
         voice,
         can_speak,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Reads the text in an uploaded or example photo."""
         from studio.media.image import load_image
@@ -99,7 +100,7 @@ class ReadTextTab:
         except StudioError as exc:
             return (gr.skip(),) * 2 + (problem(str(exc), "rt-announce"),) + (gr.skip(),) * 5
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Read text", notice)
         audio = self.spoken(result["text"], speech, gr.Warning)
         self.trial.output(result, result["text"], speech=speech, picture=picture)
         timing = (

@@ -16,6 +16,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime, ran_on
+from studio.ui.a11y import notify
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -53,7 +54,7 @@ class SoundTab:
 
         self.service = SoundSceneService(loaded)
         self.listeners: dict[str, tuple[tuple, object, threading.Lock]] = {}
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Sound & scene")
 
     # Events -------------------------------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class SoundTab:
         picture_model,
         picture_backend,
         picture_device,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Recognizes what is happening in the sound file and/or video and/or picture given."""
         try:
@@ -97,7 +98,7 @@ class SoundTab:
             return (*(gr.skip(),) * 8, problem(str(exc), "snd-announce"))
         notices = result["notices"]
         for notice in notices:
-            gr.Info(notice)
+            notify("Sound & scene", notice)
         ranking = result["fused"][:TOP_LABELS]
         top = ranking[0]
         said = f"Most likely: {top['label']} ({top['score']:.0%}, {_fusion_words(result['fusion'])})."
@@ -188,7 +189,7 @@ class SoundTab:
         picture_model,
         picture_backend,
         picture_device,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Trains both fusion heads on a folder of labelled clips and shows the held-out comparison."""
         try:

@@ -12,6 +12,7 @@ from studio.errors import StudioError
 from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -28,7 +29,7 @@ class VideoTab:
         from studio.services.video import VideoService
 
         self.service = VideoService(loaded)
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Video")
         self.buffers: dict[str, RollingClip] = {}
         self.stop_requests: set[str] = set()
         self._lock = threading.Lock()
@@ -70,7 +71,7 @@ class VideoTab:
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Warning(notice)
+            notify("Video", notice, "warning")
         windows = result["windows"]
         top = result["overall"][0]
         said = f"Most likely action: {top['label']} ({top['score']:.0%})"

@@ -10,6 +10,7 @@ from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.progress import Progress, no_progress
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -41,7 +42,7 @@ class ZeroShotTab:
 
         self.service = ZeroShotService(loaded)
         self.gate = LatestFrameGate()
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Zero-shot")
 
     def classifier_choices(self):
         """The saved classifiers to choose from, refreshed when the picker gets focus.
@@ -78,7 +79,7 @@ class ZeroShotTab:
         template_mode,
         template,
         classifier=None,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Classifies an uploaded or example photo, against the typed labels or a saved classifier."""
         try:
@@ -89,7 +90,7 @@ class ZeroShotTab:
         except StudioError as exc:
             return gr.skip(), problem(str(exc), "zs-announce"), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Zero-shot", notice)
         top = result["labels"][0]
         timing = f"Took {result['latency_ms']:.0f} ms"
         if result.get("text_encoding_ms"):
