@@ -40,8 +40,9 @@ HEAD_JS = """
     }
   };
   const repair = () => {
-    for (const el of document.querySelectorAll('[aria-label="Empty value"]:not([role])')) el.setAttribute("role", "img");
-    for (const el of document.querySelectorAll('[aria-label="common.upload"]')) el.setAttribute("aria-label", "Upload a file");
+    const all = (selector) => document.querySelectorAll(selector);
+    for (const el of all('[aria-label="Empty value"]:not([role])')) el.setAttribute("role", "img");
+    for (const el of all('[aria-label="common.upload"]')) el.setAttribute("aria-label", "Upload a file");
     for (const el of document.querySelectorAll('[title="common.upload"]')) el.setAttribute("title", "Upload a file");
     for (const list of document.querySelectorAll('[role="tablist"]')) {
       const tabs = [...list.querySelectorAll(':scope > [role="tab"], :scope > * > [role="tab"]')];
@@ -52,7 +53,7 @@ HEAD_JS = """
         if (tab.getAttribute("tabindex") !== want) tab.setAttribute("tabindex", want);
       }
     }
-    for (const img of document.querySelectorAll(".gallery-item img, .thumbnail-item img, [data-testid='gallery'] img")) {
+    for (const img of all(".gallery-item img, .thumbnail-item img, [data-testid='gallery'] img")) {
       const caption = img.closest("button, .gallery-item, .thumbnail-item")?.textContent.trim();
       if (img.alt && caption && caption.includes(img.alt.trim())) img.alt = "";
     }
@@ -77,7 +78,8 @@ HEAD_JS = """
     const list = tab.closest('[role="tablist"]');
     const tabs = [...list.querySelectorAll('[role="tab"]')].filter((t) => t.offsetParent !== null && !t.disabled);
     const i = tabs.indexOf(tab);
-    const next = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    const moves = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: tabs.length - 1 };
+    const next = moves[event.key];
     if (next === undefined || i < 0) return;
     event.preventDefault();
     const target = tabs[(next + tabs.length) % tabs.length];

@@ -10,13 +10,14 @@ from pathlib import Path
 import gradio as gr
 
 from studio.services.base import LoadedModels
-from studio.ui import a11y, theme
 from studio.ui import (
+    a11y,
     ask_tab,
     caption_tab,
     finetune_tab,
     read_text_tab,
     sound_tab,
+    theme,
     trial_panel,
     video_tab,
     zero_shot_tab,

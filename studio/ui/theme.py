@@ -130,7 +130,8 @@ CSS = (
     + "".join(f"  --{name}: {value} !important;\n" for name, value in _HIGH_CONTRAST_VARS.items())
     + "}\n"
     + f"""
-html.{HIGH_CONTRAST_CLASS} body, html.{HIGH_CONTRAST_CLASS} .gradio-container {{ background: #000 !important; color: #fff; }}
+html.{HIGH_CONTRAST_CLASS} body, html.{HIGH_CONTRAST_CLASS} .gradio-container {{
+  background: #000 !important; color: #fff; }}
 html.{HIGH_CONTRAST_CLASS} .studio-problem {{ color: #ffb4b4 !important; }}
 html.{HIGH_CONTRAST_CLASS} a {{ color: #ffd400 !important; }}
 /* A focus ring everyone sees (gradio's is a faint shadow): 3 px, 2 px away from the control. */
