@@ -78,7 +78,8 @@ HEAD_JS = """
     const list = tab.closest('[role="tablist"]');
     const tabs = [...list.querySelectorAll('[role="tab"]')].filter((t) => t.offsetParent !== null && !t.disabled);
     const i = tabs.indexOf(tab);
-    const moves = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: tabs.length - 1 };
+    const last = tabs.length - 1;
+    const moves = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: last };
     const next = moves[event.key];
     if (next === undefined || i < 0) return;
     event.preventDefault();

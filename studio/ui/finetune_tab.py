@@ -444,6 +444,8 @@ def build(ctx) -> None:
     announce = gr.HTML(live_region("", REGION), label="Status")
 
     gr.Markdown("### 3. Train and compare")
+    # First in its section: two Tab stops after adding examples; the method and blend below have defaults.
+    train_btn = gr.Button("Train", variant="primary", elem_id="ft-train")
     with gr.Row():
         method = gr.Radio(METHOD_CHOICES, value="linear", label="Training method", elem_id="ft-method")
         blend = gr.Slider(
@@ -456,7 +458,6 @@ def build(ctx) -> None:
         )
     with gr.Accordion("Model and runtime", open=False):
         panel = build_model_panel(TASK, "ft", ctx.models_dir, ctx.models.get(TASK), ctx.loaded)
-    train_btn = gr.Button("Train", variant="primary", elem_id="ft-train")
     run_state = gr.State(None)
     with gr.Row():
         with gr.Column():

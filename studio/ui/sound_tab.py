@@ -346,6 +346,8 @@ def build(ctx) -> None:
                         elem_id="snd-mic",
                     )
                     live_text = gr.Markdown("", elem_id="snd-live")
+            # Right after the sound: one Tab from the file to the action (the picture and settings are optional).
+            recognise_btn = gr.Button("Recognise", variant="primary", elem_id="snd-recognise")
             image = LenientImage(
                 sources=["upload", "webcam", "clipboard"], type="filepath", label="Picture", elem_id="snd-image"
             )
@@ -367,7 +369,6 @@ def build(ctx) -> None:
             audio_weight = gr.Slider(
                 0, 1, value=0.5, step=0.05, label="Weight of the sound (late fusion)", elem_id="snd-weight"
             )
-            recognise_btn = gr.Button("Recognise", variant="primary", elem_id="snd-recognise")
             announce = gr.HTML(live_region("", "snd-announce"), label="Most likely")
             fused = gr.Label(num_top_classes=TOP_LABELS, label="Fused scores", elem_id="snd-fused")
             timing = gr.Markdown("", elem_id="snd-timing")

@@ -158,7 +158,8 @@ def build(ctx) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Tabs():
+            # Opens on the photo, whose Classify button is there at once; the camera is one arrow key away.
+            with gr.Tabs(selected="zs-photo-tab"):
                 with gr.Tab("Camera", id="zs-camera-tab"):
                     camera = gr.Image(
                         sources=["webcam"],
