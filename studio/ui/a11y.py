@@ -9,6 +9,8 @@ anything. Each one works around a gradio 6 defect worth reporting upstream (see 
 - Upload buttons named by the untranslated i18n key `common.upload`: named "Upload a file".
 - Tab lists: every tab is a Tab stop and arrow keys do nothing; here they follow the WAI-ARIA tabs pattern (only the
   selected tab is a Tab stop, arrows/Home/End move between tabs and select).
+- A toast's header is a role=button with the close button inside it (axe: nested-interactive): the header is made
+  plain text, the close button stays.
 - Gallery thumbnails whose alt text repeats the caption shown beside them (axe: image-redundant-alt): alt="" so the
   caption is read once.
 - The server voice's <audio> lives inside the audio player's shadow DOM, where `document.querySelectorAll("audio")`

@@ -67,7 +67,7 @@ class AskTab:
             )
             audio = self.speech(result["answer"], speak, source, wpm, voice, can_speak)
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
             notify("Ask", notice)
         top = result["answers"][0]["score"] if result["answers"] else None
@@ -92,7 +92,7 @@ class AskTab:
             runtime = Runtime(model, device=device)
             result = self.service.transcribe(recording, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "ask-heard")
+            return gr.skip(), problem(exc, "ask-heard")
         heard = f"Heard: “{result['text']}”. Check the question, then press Ask or Enter."
         return result["text"], live_region(heard, "ask-heard")
 

@@ -93,7 +93,7 @@ class CaptionTab:
             runtime = Runtime(model, backend, device)
             result = self.service(image, **what, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
             notify("Caption", notice)
         text = result["caption"]
@@ -161,7 +161,7 @@ class CaptionTab:
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if result is None:  # dropped as stale
             return gr.skip(), gr.skip(), gr.skip(), stats.summary, gr.skip(), gr.skip()
         badge = runtime_badge(result["runtime"])

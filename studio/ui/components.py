@@ -59,16 +59,21 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def problem(message: str, region_id: str, warn=None) -> str:
+def problem(message, region_id: str, warn=None) -> str:
     """Says a problem once, in the tab's live region, styled as a problem (no toast: a screen reader would say it
-    twice, since gradio's toasts are live regions too).
+    twice, since gradio's toasts are live regions too). An error's `details` (folder paths...) follow behind a
+    "Details" disclosure outside the live region, so they are there to read but not announced.
 
     Args:
-        message: The sentence.
+        message: The sentence, or the `StudioError` whose sentence it is.
         region_id: The tab's live region.
         warn: Ignored (problems were also toasted through it once); kept so existing callers need no change.
     """
-    return live_region(message, region_id, problem=True)
+    details = getattr(message, "details", "")
+    region = live_region(str(message), region_id, problem=True)
+    if details:
+        region += f'<details class="studio-details"><summary>Details</summary>{html.escape(details)}</details>'
+    return region
 
 
 def runtime_badge(runtime: dict | None) -> str:

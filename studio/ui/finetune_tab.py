@@ -172,7 +172,7 @@ class FinetuneTab:
         try:
             meta = self.store.create(name, classes, model or None)
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION), gr.skip()
         n = meta["name"]
         first = meta["classes"][0]["name"]
         return (
@@ -213,7 +213,7 @@ class FinetuneTab:
                 raise StudioError("There is no snapshot yet: start the camera and take one.")
             report = self.store.add_examples(name, class_name, [snapshot])
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def add_uploads(self, name, class_name, files):
@@ -222,7 +222,7 @@ class FinetuneTab:
             paths = [f if isinstance(f, str) else getattr(f, "name", f) for f in (files or [])]
             report = self.store.add_examples(name, class_name, paths)
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def add_folder(self, name, class_name, folder):
@@ -232,7 +232,7 @@ class FinetuneTab:
                 raise StudioError("Type the path of a folder on this computer that has one sub-folder per class.")
             report = self.store.add_folder(name, Path(folder.strip()).expanduser())
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def remove_selected(self, name, class_name, selected):
@@ -243,7 +243,7 @@ class FinetuneTab:
                 raise StudioError("Pick an example in the gallery first, then remove it.")
             self.store.remove_example(name, items[int(selected)][0])
         except StudioError as exc:
-            return gr.skip(), gr.skip(), problem(str(exc), REGION), gr.skip()
+            return gr.skip(), gr.skip(), problem(exc, REGION), gr.skip()
         return (
             self._gallery(name, class_name),
             self._overview(name),
@@ -260,7 +260,7 @@ class FinetuneTab:
             run = self.service.train_run(name, method, blend, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
             skip = (gr.skip(),) * 7
-            return (*skip, problem(str(exc), REGION), gr.skip())
+            return (*skip, problem(exc, REGION), gr.skip())
         for notice in run.notices:
             notify("Fine-tune", notice)
         evaluation = run.evaluation()
@@ -302,7 +302,7 @@ class FinetuneTab:
                 raise StudioError("Train the classifier first; then save it.")
             saved = self.service.save(run, method, blend, progress=ui_progress(progress))
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         for notice in saved.notices:
             notify("Fine-tune", notice, "warning")
         onnx = saved.head.get("onnx") or {}
@@ -331,7 +331,7 @@ class FinetuneTab:
                 should_stop=cancel.is_set,
             )
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip()
+            return problem(exc, REGION), gr.skip()
         acc = report["accuracy"]
         rows = [
             ["Zero-shot before fine-tuning", _percent(acc["zero_shot_before"])],
@@ -365,7 +365,7 @@ class FinetuneTab:
         try:
             new = self.store.rename(name, new_name)
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         return live_region(f"Renamed “{name}” to “{new}”.", REGION), self.saved_rows(), self._choices(new)
 
     def export_zip(self, name):
@@ -373,7 +373,7 @@ class FinetuneTab:
             out = Path(tempfile.mkdtemp(prefix="studio-classifier-"))
             path = self.store.export_zip(name, out)
         except StudioError as exc:
-            return problem(str(exc), REGION), None
+            return problem(exc, REGION), None
         return live_region(f"“{name}” is ready to download as {path.name}.", REGION), str(path)
 
     def import_zip(self, file):
@@ -382,7 +382,7 @@ class FinetuneTab:
                 raise StudioError("Choose a classifier zip file to import first.")
             name = self.store.import_zip(Path(file if isinstance(file, str) else file.name))
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         return live_region(f"Imported “{name}”.", REGION), self.saved_rows(), self._choices(name)
 
     def delete(self, name, confirm):
@@ -391,7 +391,7 @@ class FinetuneTab:
                 raise StudioError("Tick “Yes, delete it” first: deleting removes the examples and every version.")
             self.store.delete(name)
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip(), gr.skip()
         return live_region(f"Deleted “{name}”.", REGION), self.saved_rows(), self._choices(), False
 
 

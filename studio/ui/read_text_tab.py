@@ -98,7 +98,7 @@ class ReadTextTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return (gr.skip(),) * 2 + (problem(str(exc), "rt-announce"),) + (gr.skip(),) * 5
+            return (gr.skip(),) * 2 + (problem(exc, "rt-announce"),) + (gr.skip(),) * 5
         for notice in result["notices"]:
             notify("Read text", notice)
         audio = self.spoken(result["text"], speech, gr.Warning)
@@ -152,7 +152,7 @@ class ReadTextTab:
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return (gr.skip(),) * 2 + (problem(str(exc), "rt-announce", warn),) + (gr.skip(),) * 5
+            return (gr.skip(),) * 2 + (problem(exc, "rt-announce", warn),) + (gr.skip(),) * 5
         if result is None:  # dropped as stale
             state["again"] = state["again"] or again
             return (*(gr.skip(),) * 5, stats.summary, gr.skip(), gr.skip())

@@ -95,7 +95,7 @@ class SoundTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return (*(gr.skip(),) * 8, problem(str(exc), "snd-announce"))
+            return (*(gr.skip(),) * 8, problem(exc, "snd-announce"))
         notices = result["notices"]
         for notice in notices:
             notify("Sound & scene", notice)
@@ -136,7 +136,7 @@ class SoundTab:
                 steps = listener.feed(samples, int(rate))
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "snd-announce", warn), gr.skip()
+            return gr.skip(), problem(exc, "snd-announce", warn), gr.skip()
         if not steps:
             return gr.skip(), gr.skip(), gr.skip()
         step = steps[-1]
@@ -202,7 +202,7 @@ class SoundTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return problem(str(exc), "snd-teach-status"), gr.skip()
+            return problem(exc, "snd-teach-status"), gr.skip()
         status = live_region(f"Saved {len(taught['saved'])} fusion heads as “{taught['name']}”.", "snd-teach-status")
         return status, comparison_markdown(taught["evaluation"])
 

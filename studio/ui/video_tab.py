@@ -69,7 +69,7 @@ class VideoTab:
                 cancelled=lambda: session in self.stop_requests,
             )
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
             notify("Video", notice, "warning")
         windows = result["windows"]
@@ -134,7 +134,7 @@ class VideoTab:
             return gr.skip(), gr.skip(), held, gr.skip()
         if isinstance(finished.error, StudioError):
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(finished.error), "vid-announce", warn), gr.skip(), gr.skip()
+            return gr.skip(), problem(finished.error, "vid-announce", warn), gr.skip(), gr.skip()
         if finished.error is not None:
             raise finished.error
         result = finished.value

@@ -88,7 +88,7 @@ class ZeroShotTab:
             settings = (labels, model, backend, device, variant, template_mode, template, classifier)
             result = self._run(image, settings, ui_progress(progress))
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "zs-announce"), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "zs-announce"), gr.skip(), gr.skip()
         for notice in result["notices"]:
             notify("Zero-shot", notice)
         top = result["labels"][0]
@@ -124,7 +124,7 @@ class ZeroShotTab:
             result, stats = self.gate.submit(session, frame, lambda image: self._run(image, settings))
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "zs-announce", warn), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "zs-announce", warn), gr.skip(), gr.skip()
         if result is None:  # dropped as stale: keep showing the last result
             return gr.skip(), gr.skip(), stats.summary, gr.skip()
         for notice in result["notices"]:
