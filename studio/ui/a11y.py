@@ -9,6 +9,8 @@ anything. Each one works around a gradio 6 defect worth reporting upstream (see 
 - Upload buttons named by the untranslated i18n key `common.upload`: named "Upload a file".
 - Tab lists: every tab is a Tab stop and arrow keys do nothing; here they follow the WAI-ARIA tabs pattern (only the
   selected tab is a Tab stop, arrows/Home/End move between tabs and select).
+- A picture output is a button holding an <img> without alt text (axe: button-name): named after the component's
+  label.
 - A toast's header is a role=button with the close button inside it (axe: nested-interactive): the header is made
   plain text, the close button stays.
 - Gallery thumbnails whose alt text repeats the caption shown beside them (axe: image-redundant-alt): alt="" so the
@@ -46,6 +48,18 @@ HEAD_JS = """
     for (const el of all('[aria-label="Empty value"]:not([role])')) el.setAttribute("role", "img");
     for (const el of all('[aria-label="common.upload"]')) el.setAttribute("aria-label", "Upload a file");
     for (const el of document.querySelectorAll('[title="common.upload"]')) el.setAttribute("title", "Upload a file");
+    // A picture shown as a button (gradio's image outputs) with no alt text: named after its component's label.
+    for (const button of all("button:not([aria-label])")) {
+      const img = button.querySelector("img");
+      if (!img || img.alt || button.textContent.trim()) continue;
+      const label = button.closest(".block")?.querySelector('[data-testid="block-label"]')?.textContent.trim();
+      button.setAttribute("aria-label", label || "Picture");
+    }
+    // A toast's header is a role=button holding the close button (nested-interactive): the close button stays.
+    for (const el of all('.toast-header[role="button"]')) {
+      el.removeAttribute("role");
+      el.removeAttribute("tabindex");
+    }
     for (const list of document.querySelectorAll('[role="tablist"]')) {
       const tabs = [...list.querySelectorAll(':scope > [role="tab"], :scope > * > [role="tab"]')];
       if (!tabs.length) continue;

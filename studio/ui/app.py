@@ -15,6 +15,8 @@ from studio.ui import (
     ask_tab,
     caption_tab,
     finetune_tab,
+    model_panel,
+    models_view,
     read_text_tab,
     sound_tab,
     theme,
@@ -124,8 +126,7 @@ document.addEventListener("keydown", (event) => {
     if (button) { event.preventDefault(); button.click(); }
   } else if (event.code === "KeyS") {
     event.preventDefault();
-    if (window.speechSynthesis) window.speechSynthesis.cancel();
-    document.querySelectorAll("audio").forEach((audio) => audio.pause());
+    window.studioStopVoices();  // studio/ui/a11y.py: the browser's voice and every server voice, shadow DOM too
   } else if (event.code === "KeyQ") {
     const box = visible("#ask-question textarea, #ask-question input");
     if (box) { event.preventDefault(); box.focus(); }
@@ -161,10 +162,22 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             )
             contrast = theme.high_contrast_switch()
         demo.load(None, None, [contrast], js=theme.HIGH_CONTRAST_ON_LOAD_JS)
+        notes = []  # per tab: its first-run note and the models it needs
         with gr.Tabs(elem_id="studio-tabs"):
             for title, build in TABS:
                 with gr.Tab(title, id=tab_id(title)):
-                    build(ctx)
+                    note = models_view.tab_note(tab_id(title))
+                    with model_panel.collect_panels() as panels:
+                        build(ctx)
+                    notes.append((title, note, panels))
+        tabs_of: dict[str, list[str]] = {}  # task -> titles of the tabs that use it
+        for title, _, panels in notes:
+            for task, _ in panels:
+                if title not in tabs_of.setdefault(task, []):
+                    tabs_of[task].append(title)
+        downloads = models_view.build(ctx, tabs_of)
+        for title, note, panels in notes:
+            models_view.wire_tab_note(demo, tab_id(title), note, panels, ctx.models_dir, downloads)
         trial_panel.build(ctx)
     return demo
 

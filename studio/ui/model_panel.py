@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,21 @@ from studio.ui.components import ui_progress
 BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
 DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
 VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
+
+
+# While a tab is built (`collect_panels`), the (task, model picker) of each panel it makes: what the tab needs.
+_collected: list[list] = []
+
+
+@contextlib.contextmanager
+def collect_panels():
+    """Collects the (task, model picker) of every model panel built inside the block: a tab's needs, for its
+    first-run note (`studio.ui.models_view`)."""
+    _collected.append([])
+    try:
+        yield _collected[-1]
+    finally:
+        _collected.pop()
 
 
 @dataclass
@@ -116,6 +132,8 @@ def build_model_panel(
         else:
             gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
+    if _collected:
+        _collected[-1].append((task, model))
     model.change(lambda m: describe_model(task, m, models_dir), [model], [state], api_name=f"{prefix}_model_state")
     if not exportable:
         return ModelPanel(model, state, backend, device, variant)

@@ -332,6 +332,7 @@ def build(ctx) -> None:
                         type="filepath",
                         label="Sound file (wav, flac, ogg, mp3)",
                         elem_id="snd-audio",
+                        editable=False,  # no trim/undo controls: the whole file is heard, and Recognise is near
                     )
                 with gr.Tab("Video", id="snd-video-tab"):
                     video = gr.Video(

@@ -138,6 +138,12 @@ html.{HIGH_CONTRAST_CLASS} a {{ color: #ffd400 !important; }}
 :focus-visible {{ outline: 3px solid #1d4ed8 !important; outline-offset: 2px; }}
 html.{HIGH_CONTRAST_CLASS} :focus-visible {{ outline-color: #ffd400 !important; }}
 .studio-problem {{ color: #9a3412; }}
+/* gradio's audio player writes its times in neutral-400 (1.9:1 on white). */
+.timestamps time, time#time, time#duration {{ color: var(--body-text-color) !important; }}
+/* WCAG 2.2 target size (24 px): gradio's icon buttons and download links are 18-20 px. */
+.icon-button-wrapper > a, .icon-button-wrapper > button, .icon-button-wrapper a.download-link {{
+  min-width: 24px; min-height: 24px; }}
+.studio-needs {{ border-left: 4px solid var(--color-accent); padding-left: 0.75em; }}
 .studio-visually-hidden {{ position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }}
 """
