@@ -38,9 +38,7 @@ def needs_note(statuses: list[dict]) -> str:
 
 def table_rows(rows: list[dict], tabs_of: dict[str, list[str]]) -> list[list[str]]:
     """The Models table: tab(s), model, download size, state here."""
-    return [
-        [", ".join(tabs_of.get(r["task"], [])) or r["task"], r["title"], r["size"], _state(r)] for r in rows
-    ]
+    return [[", ".join(tabs_of.get(r["task"], [])) or r["task"], r["title"], r["size"], _state(r)] for r in rows]
 
 
 def _state(row: dict) -> str:
@@ -101,8 +99,7 @@ def build(ctx, tabs_of: dict[str, list[str]]) -> tuple:
             first = result["failed"][0]
             names = ", ".join(f["model"] for f in result["failed"])
             error = StudioError(
-                f"{len(result['failed'])} of {len(tasks)} models could not be downloaded: {names}. "
-                + first["problem"],
+                f"{len(result['failed'])} of {len(tasks)} models could not be downloaded: {names}. " + first["problem"],
                 first["details"],
             )
             return problem(error, REGION), refreshed()

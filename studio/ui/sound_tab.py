@@ -327,12 +327,13 @@ def build(ctx) -> None:
             with gr.Tabs():
                 with gr.Tab("Sound file", id="snd-file-tab"):
                     # filepath: our decoder reads the file (any length, streamed) and explains a bad one in words.
-                    audio = gr.Audio(
-                        sources=["upload"],
+                    # A file box, not gr.Audio: its player puts 8 controls between the file and Recognise for
+                    # keyboard users, and the whole file is heard by the model anyway.
+                    audio = gr.File(
+                        file_types=["audio"],
                         type="filepath",
                         label="Sound file (wav, flac, ogg, mp3)",
                         elem_id="snd-audio",
-                        editable=False,  # no trim/undo controls: the whole file is heard, and Recognise is near
                     )
                 with gr.Tab("Video", id="snd-video-tab"):
                     video = gr.Video(

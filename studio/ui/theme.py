@@ -32,9 +32,27 @@ HIGH_CONTRAST_CLASS = "studio-high-contrast"
 HIGH_CONTRAST_KEY = "studio-high-contrast"
 
 
+# Zinc, with its 400 (which gradio's components use for some text: the audio player's times and speed, "- or -")
+# darkened to zinc-500, 4.8:1 on white.
+NEUTRAL = gr.themes.Color(
+    name="studio-zinc",
+    c50="#fafafa",
+    c100="#f4f4f5",
+    c200="#e4e4e7",
+    c300="#d4d4d8",
+    c400="#71717a",
+    c500="#71717a",
+    c600="#52525b",
+    c700="#3f3f46",
+    c800="#27272a",
+    c900="#18181b",
+    c950="#0f0f11",
+)
+
+
 def make_theme() -> gr.themes.Base:
     """gradio's Default theme with AA colours (checked by axe-core in tests/test_a11y_browser.py)."""
-    return gr.themes.Default(primary_hue=ACCENT, neutral_hue=gr.themes.colors.zinc).set(
+    return gr.themes.Default(primary_hue=ACCENT, neutral_hue=NEUTRAL).set(
         body_text_color_subdued="*neutral_600",
         body_text_color_subdued_dark="*neutral_300",
         block_info_text_color="*neutral_600",
@@ -141,8 +159,9 @@ html.{HIGH_CONTRAST_CLASS} :focus-visible {{ outline-color: #ffd400 !important; 
 /* gradio's audio player writes its times in neutral-400 (1.9:1 on white). */
 .timestamps time, time#time, time#duration {{ color: var(--body-text-color) !important; }}
 /* WCAG 2.2 target size (24 px): gradio's icon buttons and download links are 18-20 px. */
-.icon-button-wrapper > a, .icon-button-wrapper > button, .icon-button-wrapper a.download-link {{
-  min-width: 24px; min-height: 24px; }}
+button.icon-button {{ min-width: 24px !important; min-height: 24px !important; }}
+a.download-link {{ display: inline-flex !important; min-width: 24px; min-height: 24px; }}
+.playback, .playback span {{ color: var(--body-text-color) !important; }}
 .studio-needs {{ border-left: 4px solid var(--color-accent); padding-left: 0.75em; }}
 .studio-visually-hidden {{ position: absolute !important; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }}
