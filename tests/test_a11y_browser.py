@@ -160,8 +160,8 @@ def test_arrow_keys_move_between_tabs_and_only_the_selected_tab_is_a_tab_stop(pa
     expect(first).to_have_attribute("aria-selected", "true")
     # Tab leaves the tab list for the tab's content instead of visiting every other tab.
     page.keyboard.press("Tab")
-    left = "() => document.activeElement.closest('[role=tablist]') !== document.querySelector('#studio-tabs [role=tablist]')"
-    assert page.evaluate(left), focused(page)
+    top_list = "document.querySelector('#studio-tabs [role=tablist]')"
+    assert page.evaluate(f"() => document.activeElement.closest('[role=tablist]') !== {top_list}"), focused(page)
 
 
 _PLAYING_JS = """() => {
