@@ -161,6 +161,8 @@ html.{HIGH_CONTRAST_CLASS} :focus-visible {{ outline-color: #ffd400 !important; 
 /* WCAG 2.2 target size (24 px): gradio's icon buttons and download links are 18-20 px. */
 button.icon-button {{ min-width: 24px !important; min-height: 24px !important; }}
 a.download-link {{ display: inline-flex !important; min-width: 24px; min-height: 24px; }}
+/* The download link wraps an icon button: one target (the link), not a link hidden under a button. */
+a.download-link > button {{ pointer-events: none; }}
 .playback, .playback span {{ color: var(--body-text-color) !important; }}
 .studio-needs {{ border-left: 4px solid var(--color-accent); padding-left: 0.75em; }}
 .studio-visually-hidden {{ position: absolute !important; width: 1px; height: 1px; overflow: hidden;
