@@ -103,7 +103,7 @@ def test_each_tab_says_what_it_needs_when_the_page_opens(fresh_app, browser, art
     page = open_page(browser, url)
     with screenshot_on_failure(page, artifacts / "browser-first-run-FAILED.png"):
         note = page.locator("#tab-zero-shot-needs")
-        expect(note).to_be_visible()
+        expect(note).to_be_visible(timeout=WAIT_MS)  # filled by the page-load event
         expect(note).to_contain_text(DEFAULT_CLIP.title)
         expect(note).to_contain_text(size_words(DEFAULT_CLIP))
         expect(note.get_by_role("button", name="Download this tab's models now")).to_be_visible()

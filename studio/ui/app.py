@@ -178,6 +178,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         downloads = models_view.build(ctx, tabs_of)
         for title, note, panels in notes:
             models_view.wire_tab_note(demo, tab_id(title), note, panels, ctx.models_dir, downloads)
+        models_view.fill_notes_on_load(demo, [(tab_id(t), n, p) for t, n, p in notes], ctx.models_dir)
         trial_panel.build(ctx)
     return demo
 

@@ -122,8 +122,8 @@ def tab_note(prefix: str) -> tuple:
 
 
 def wire_tab_note(demo: gr.Blocks, prefix: str, parts: tuple, panels: list, models_dir: Path, events: tuple) -> None:
-    """Fills a tab's note when the page loads, when a model is picked, and after downloads; its button downloads
-    the models picked in the tab's panels, with progress.
+    """Fills a tab's note when a model is picked and after downloads (`fill_notes_on_load` fills them all when the
+    page loads); its button downloads the models picked in the tab's panels, with progress.
 
     Args:
         demo: The app.
@@ -158,7 +158,6 @@ def wire_tab_note(demo: gr.Blocks, prefix: str, parts: tuple, panels: list, mode
             done.append(row["title"])
         return live_region(f"Ready: {', '.join(done)}.", region)
 
-    demo.load(fill, pickers, [box, note], api_name=False, show_progress="hidden")
     for picker in pickers:
         picker.change(fill, pickers, [box, note], api_name=False, show_progress="hidden")
     button.click(fetch_all, pickers, [said], api_name=False).then(
@@ -166,3 +165,29 @@ def wire_tab_note(demo: gr.Blocks, prefix: str, parts: tuple, panels: list, mode
     )
     for event in events:
         event.then(fill, pickers, [box, note], api_name=False, show_progress="hidden")
+
+
+def fill_notes_on_load(demo: gr.Blocks, tabs: list[tuple[str, tuple, list]], models_dir: Path) -> None:
+    """One page-load event that fills every tab's note at once (one request, not one per tab).
+
+    Args:
+        demo: The app.
+        tabs: [(tab id, `tab_note`'s parts, [(task, model picker)])].
+        models_dir: Where models go.
+    """
+    from studio.downloads import task_status
+
+    tabs = [(prefix, parts, panels) for prefix, parts, panels in tabs if panels]
+    pickers = [picker for _, _, panels in tabs for _, picker in panels]
+    outputs = [c for _, parts, _ in tabs for c in parts[:2]]
+
+    def fill_all(*models):
+        models = list(models)
+        updates = []
+        for _, _, panels in tabs:
+            picked, models = models[: len(panels)], models[len(panels) :]
+            text = needs_note([task_status(task, models_dir, m) for (task, _), m in zip(panels, picked)])
+            updates += [gr.update(visible=bool(text)), text]
+        return updates
+
+    demo.load(fill_all, pickers, outputs, api_name=False, show_progress="hidden", queue=False)
