@@ -1,5 +1,6 @@
 """How fast the Zero-shot live camera answers, measured in Debian chromium with a video file as the camera: results
-per second (the frames/s the page shows, over the last 30 results), and the delay from frame to result the page shows. Slow: a measurement, run alone
+per second (the frames/s the page shows, over the last 30 results), and the delay from frame to result the page
+shows. Slow: a measurement, run alone
 (`pytest -m slow -n 0 tests/test_live_camera_rate_browser.py`); it writes test-artifacts/live-camera-rate.json.
 
 The issue's goal on a 2-core CPU with the int8 model: >= 15 results/s, median delay <= 100 ms, never growing. The
