@@ -154,13 +154,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="Multimodal Studio") as demo:
         ctx.demo = demo
         # One heading hierarchy: h1 here, h2 per tab (its first line), h3 for a tab's sections.
-        with gr.Row(equal_height=True):
+        with gr.Row():
             gr.Markdown(
                 "# Multimodal Studio\n"
                 "Point your camera or a photo at modern multimodal models and see what they understand. "
                 "Everything runs on this computer."
             )
-            contrast = theme.high_contrast_switch()
+            with gr.Column(scale=0, min_width=320):
+                contrast = theme.high_contrast_switch()
         demo.load(None, None, [contrast], js=theme.HIGH_CONTRAST_ON_LOAD_JS)
         notes = []  # per tab: its first-run note and the models it needs
         with gr.Tabs(elem_id="studio-tabs"):
