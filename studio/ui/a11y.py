@@ -13,8 +13,8 @@ anything. Each one works around a gradio 6 defect worth reporting upstream (see 
   label.
 - A toast's header is a role=button with the close button inside it (axe: nested-interactive): the header is made
   plain text, the close button stays.
-- Gallery thumbnails whose alt text repeats the caption shown beside them (axe: image-redundant-alt): alt="" so the
-  caption is read once.
+- Gallery thumbnails are named "Thumbnail 1 of 3" and repeat their caption as alt text (axe: image-redundant-alt), and
+  each is a Tab stop: named by the caption, alt="", and one Tab stop per gallery with arrow keys within it.
 - The server voice's <audio> lives inside the audio player's shadow DOM, where `document.querySelectorAll("audio")`
   does not look: `studioStopVoices()` walks shadow roots too.
 """
@@ -73,6 +73,25 @@ HEAD_JS = """
       const caption = img.closest("button, .gallery-item, .thumbnail-item")?.textContent.trim();
       if (img.alt && caption && caption.includes(img.alt.trim())) img.alt = "";
     }
+    // Gallery thumbnails: named by their picture's caption (gradio names them "Thumbnail 1 of 3" and repeats the
+    // caption as alt), and one Tab stop for the whole row (arrow keys move within it).
+    const rows = new Set([...all("button.thumbnail-item")].map((b) => b.parentElement));
+    for (const row of rows) {
+      const thumbs = [...row.querySelectorAll(":scope > button.thumbnail-item")];
+      const current = thumbs.find((t) => t.classList.contains("selected")) || thumbs[0];
+      thumbs.forEach((thumb, i) => {
+        const img = thumb.querySelector("img");
+        const caption = img && (img.dataset.caption || img.alt);
+        if (caption) {  // set only what differs: the observer sees every attribute write
+          if (img.dataset.caption !== caption) img.dataset.caption = caption;
+          if (img.alt) img.alt = "";
+          const name = `${caption} (${i + 1} of ${thumbs.length})`;
+          if (thumb.getAttribute("aria-label") !== name) thumb.setAttribute("aria-label", name);
+        }
+        const want = thumb === current ? "0" : "-1";
+        if (thumb.getAttribute("tabindex") !== want) thumb.setAttribute("tabindex", want);
+      });
+    }
   };
   let pending = false;
   const schedule = () => {
@@ -89,6 +108,17 @@ HEAD_JS = """
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
   // Arrow keys, Home and End move between tabs and select them (WAI-ARIA tabs pattern).
   document.addEventListener("keydown", (event) => {
+    const thumb = event.target.closest && event.target.closest("button.thumbnail-item");
+    if (thumb && /^Arrow(Left|Right|Up|Down)$/.test(event.key)) {
+      const thumbs = [...thumb.parentElement.querySelectorAll(":scope > button.thumbnail-item")];
+      const step = /Right|Down/.test(event.key) ? 1 : -1;
+      const target = thumbs[(thumbs.indexOf(thumb) + step + thumbs.length) % thumbs.length];
+      event.preventDefault();
+      thumb.setAttribute("tabindex", "-1");
+      target.setAttribute("tabindex", "0");
+      target.focus();
+      return;
+    }
     const tab = event.target.closest && event.target.closest('[role="tab"]');
     if (!tab || event.altKey || event.ctrlKey || event.metaKey) return;
     const list = tab.closest('[role="tablist"]');

@@ -568,12 +568,15 @@ def build(ctx) -> None:
     if ctx.demo is not None:
         # A page opened later sees classifiers made since the app started. The value is set only while none is
         # chosen (the first one made): this can answer after the user already created (and so chose) one.
+        # Its classes and examples too: the class picker is otherwise empty until another classifier is chosen.
         def refresh(chosen):
             names = tab.store.names()
             value = chosen if chosen in names else (names[0] if names else None)
-            return gr.update(choices=names, value=value), tab.saved_rows()
+            return gr.update(choices=names, value=value), tab.saved_rows(), *tab.select(value)
 
-        ctx.demo.load(refresh, [classifier], [classifier, saved], api_name="finetune_refresh")
+        ctx.demo.load(
+            refresh, [classifier], [classifier, saved, class_name, gallery, overview], api_name="finetune_refresh"
+        )
 
 
 def _selected_index(evt: gr.SelectData):
