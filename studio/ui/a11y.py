@@ -43,6 +43,8 @@ HEAD_JS = """
       media.pause();
     }
   };
+  // The element holding a gallery's thumbnails (each sits in its own .gallery-item).
+  const thumbRow = (thumb) => (thumb.closest(".gallery-item") || thumb).parentElement;
   const repair = () => {
     const all = (selector) => document.querySelectorAll(selector);
     for (const el of all('[aria-label="Empty value"]:not([role])')) el.setAttribute("role", "img");
@@ -75,13 +77,14 @@ HEAD_JS = """
     }
     // Gallery thumbnails: named by their picture's caption (gradio names them "Thumbnail 1 of 3" and repeats the
     // caption as alt), and one Tab stop for the whole row (arrow keys move within it).
-    const rows = new Set([...all("button.thumbnail-item")].map((b) => b.parentElement));
+    const rows = new Set([...all("button.thumbnail-item")].map(thumbRow));
     for (const row of rows) {
-      const thumbs = [...row.querySelectorAll(":scope > button.thumbnail-item")];
+      const thumbs = [...row.querySelectorAll("button.thumbnail-item")];
       const current = thumbs.find((t) => t.classList.contains("selected")) || thumbs[0];
       thumbs.forEach((thumb, i) => {
         const img = thumb.querySelector("img");
-        const caption = img && (img.dataset.caption || img.alt);
+        const label = thumb.closest(".gallery-item")?.textContent.trim();
+        const caption = img && (img.dataset.caption || img.alt || label);
         if (caption) {  // set only what differs: the observer sees every attribute write
           if (img.dataset.caption !== caption) img.dataset.caption = caption;
           if (img.alt) img.alt = "";
@@ -110,7 +113,7 @@ HEAD_JS = """
   document.addEventListener("keydown", (event) => {
     const thumb = event.target.closest && event.target.closest("button.thumbnail-item");
     if (thumb && /^Arrow(Left|Right|Up|Down)$/.test(event.key)) {
-      const thumbs = [...thumb.parentElement.querySelectorAll(":scope > button.thumbnail-item")];
+      const thumbs = [...thumbRow(thumb).querySelectorAll("button.thumbnail-item")];
       const step = /Right|Down/.test(event.key) ? 1 : -1;
       const target = thumbs[(thumbs.indexOf(thumb) + step + thumbs.length) % thumbs.length];
       event.preventDefault();
