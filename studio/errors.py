@@ -5,7 +5,16 @@ The UI turns them into `gr.Warning`/`gr.Error`, the CLI into a non-zero exit wit
 
 
 class StudioError(Exception):
-    """Base class: the message is shown to the user as is."""
+    """Base class: the message is shown to the user as is.
+
+    Attributes:
+        details: More for whoever wants it (folder paths, what to do without internet), shown behind "Details" in
+            the app and on the line after the sentence on the command line; empty for most errors.
+    """
+
+    def __init__(self, message: str = "", details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class ModelUnavailableError(StudioError):

@@ -18,7 +18,15 @@ from studio.export.manifest import graphs_of, read_manifest, variants_of, verify
 from studio.export.pipeline import check_variant
 from studio.families import get_family
 from studio.progress import Progress, no_progress, scaled
-from studio.sources import ModelSource, directory_fingerprint, fetch, installed_version, missing_model_sentence
+from studio.sources import (
+    ModelSource,
+    directory_fingerprint,
+    fetch,
+    installed_version,
+    missing_model_details,
+    missing_model_sentence,
+    model_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +220,7 @@ def _shipped_graphs(source: ModelSource, models_dir: Path, backend: str, device:
             f"{spec.hub_id} ships as ONNX graphs and runs with ONNX Runtime only; choose ONNX Runtime or Automatic."
         )
     if source.local_dir is None:
-        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
+        raise model_unavailable(spec, models_dir)
     manifest = shipped_manifest(source)
     version = installed_version(spec.package)
     try:
@@ -276,10 +284,11 @@ def _torch_graphs(
         source = _fetched(source, models_dir, progress)
     except ModelUnavailableError:
         if notices:  # say why PyTorch was needed before saying it is not possible
-            raise ModelUnavailableError(" ".join([*notices, missing_sentence(source, models_dir)])) from None
+            details = missing_model_details(source.spec, models_dir) if source.spec is not None else ""
+            raise ModelUnavailableError(" ".join([*notices, missing_sentence(source, models_dir)]), details) from None
         raise
     family = get_family(source.family)
-    progress(0.9, f"Loading {source.display_name} in PyTorch…")
+    progress(0.5, f"Loading the model ({Path(source.display_name).name}) in PyTorch…")
     model = family.load_model(source.local_dir)
     graphs = {
         spec.name: TorchBackend(spec.build(model), spec.input_names, spec.output_names, device=device)

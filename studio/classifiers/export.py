@@ -11,6 +11,7 @@ from pathlib import Path
 
 from studio.classifiers.heads import Head
 from studio.families import GraphSpec
+from studio.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,14 @@ def buildclassifier_module(model_dir: Path, head: Head):
     return classifier_module(encoder, head)
 
 
-def export_classifier(model_dir: Path, head: Head, path: Path) -> dict:
+def export_classifier(model_dir: Path, head: Head, path: Path, progress: Progress = no_progress) -> dict:
     """Exports image encoder + head to `path` and checks it against PyTorch on the example photos.
+
+    Args:
+        model_dir: The zero-shot model's folder.
+        head: The trained head.
+        path: Where the graph goes.
+        progress: Told each step in words (loading, exporting, checking) with its share of the time.
 
     Returns:
         {"file", "max_abs_diff", "tolerance", "inputs", "outputs"}.
@@ -73,11 +80,15 @@ def export_classifier(model_dir: Path, head: Head, path: Path) -> dict:
     from studio.export.exporter import OPSET, check_parity, export_graph, parity_photos
     from studio.media.image import ImagePreprocessing
 
+    progress(0.0, "Loading the image encoder in PyTorch (step 1 of 3)…")
     module = buildclassifier_module(model_dir, head)
     pixels = ImagePreprocessing.from_dir(model_dir).batch(parity_photos())
     example = {"pixel_values": pixels}
+    progress(0.2, "Exporting the image encoder and head to ONNX (step 2 of 3)…")
     export_graph(module, GRAPH, example, path)
+    progress(0.7, "Checking the ONNX graph against PyTorch (step 3 of 3)…")
     diff = check_parity(module, GRAPH, example, path)
+    progress(1.0, "Exported and checked.")
     return {
         "file": path.name,
         "inputs": list(GRAPH.input_names),
@@ -88,7 +99,9 @@ def export_classifier(model_dir: Path, head: Head, path: Path) -> dict:
     }
 
 
-def classifier_graph_writer(model: str | None, models_dir: Path, head: Head, notices: list[str]):
+def classifier_graph_writer(
+    model: str | None, models_dir: Path, head: Head, notices: list[str], progress: Progress = no_progress
+):
     """A writer for `ClassifierStore.save_version`: exports the graph, or records why it could not.
 
     An export that cannot be made (the model's weights are not on this machine, or the exporter fails) does not stop
@@ -103,7 +116,7 @@ def classifier_graph_writer(model: str | None, models_dir: Path, head: Head, not
             source = resolve(model, "zero-shot", models_dir)
             if source.local_dir is None:
                 raise StudioError(f"the model {source.display_name} is not on this computer")
-            return {"exported": True, **export_classifier(source.local_dir, head, path)}
+            return {"exported": True, **export_classifier(source.local_dir, head, path, progress)}
         except StudioError as exc:
             reason = str(exc).rstrip(".")
             notices.append(f"Saved without the ONNX graph of image encoder and head: {reason}.")

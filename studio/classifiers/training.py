@@ -178,10 +178,9 @@ def check_trainable(store: ClassifierStore, name: str) -> dict[str, list[tuple[s
     empty = [c for c, items in examples.items() if not items]
     if empty:
         names = ", ".join(f"“{c}”" for c in empty)
-        raise ClassifierError(
-            f"{'These classes have' if len(empty) > 1 else 'The class'} {names} "
-            f"{'' if len(empty) > 1 else 'has '}no examples yet; add at least one picture to every class."
-        )
+        if len(empty) > 1:
+            raise ClassifierError(f"These classes have no examples yet: {names}. Add at least one picture to each.")
+        raise ClassifierError(f"The class {names} has no examples yet. Add at least one picture to it.")
     return examples
 
 
@@ -288,7 +287,12 @@ def _size_notices(items: list[tuple[str, Path]], task) -> list[str]:
 
 
 def save_run(
-    run: TrainingRun, store: ClassifierStore, method: str | None = None, blend: float | None = None, onnx: bool = True
+    run: TrainingRun,
+    store: ClassifierStore,
+    method: str | None = None,
+    blend: float | None = None,
+    onnx: bool = True,
+    progress: Progress = no_progress,
 ) -> SavedVersion:
     """Saves a training run as the classifier's next version, with the image encoder + head as one ONNX graph.
 
@@ -298,6 +302,7 @@ def save_run(
         method: The head to save (default: the run's).
         blend: The blend to save (default: the run's).
         onnx: Also export the image encoder + head graph (needs the model's PyTorch weights on this machine).
+        progress: Told each step in words: saving, the export's steps, checking what was saved.
 
     Returns:
         The saved version, loaded back and verified.
@@ -321,12 +326,15 @@ def save_run(
     }
     write_onnx = None
     notices = []
+    progress(0.02, "Saving the classifier…")
     if onnx:
         from studio.classifiers.export import classifier_graph_writer
 
-        write_onnx = classifier_graph_writer(run.model, store.root.parent, head, notices)
+        write_onnx = classifier_graph_writer(run.model, store.root.parent, head, notices, scaled(progress, 0.05, 0.9))
     version = store.save_version(run.name, record, head.arrays(), write_onnx)
+    progress(0.92, "Checking the saved classifier…")
     saved = store.load(run.name, version)
+    progress(1.0, "Saved.")
     saved.notices.extend(notices)
     return saved
 

@@ -21,7 +21,7 @@ from studio.cli.trial import TRIAL
 
 COMMANDS: dict[str, Command | Group] = {
     "predict": Group("run a task on a file and print JSON", PREDICT, dest="task"),
-    **{name: MODEL_COMMANDS[name] for name in ("listen", "export", "models")},
+    **{name: MODEL_COMMANDS[name] for name in ("listen", "export", "models", "download")},
     "bench": Group("benchmark ONNX Runtime against PyTorch on a full-size architecture", BENCH, dest="bench"),
     "finetune": Group("teach the zero-shot model your own classes from examples", FINETUNE, dest="finetune_command"),
     "trial": Group("export or summarize an accessibility trial's log", TRIAL, dest="trial_command"),
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as exc:
         close_bars()
         say(str(exc))
+        if getattr(exc, "details", ""):
+            print(f"  {exc.details}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("studio: stopped.", file=sys.stderr)

@@ -35,6 +35,34 @@ def _models(args) -> dict:
     return {"models_dir": str(models_dir(args)), "models": registry_states(models_dir(args), args.task)}
 
 
+def _download_args(p):
+    p.add_argument("task", nargs="?", choices=TASKS, default=None, help="the task whose model to download")
+    p.add_argument("--all", action="store_true", help="every task's default model (before a demo, to run offline)")
+    p.add_argument("--model", default=None, help="a registry model of TASK other than its default (hub id)")
+
+
+def _download(args) -> dict:
+    """One task's model, or with --all every task's default; a model that cannot be had ends in its sentence."""
+    from studio.downloads import download, download_all
+    from studio.errors import StudioError
+
+    if args.all == (args.task is not None):
+        raise StudioError("Name one task to download its model (e.g. `studio download zero-shot`), or use --all.")
+    if args.task is not None:
+        row = download(args.task, models_dir(args), args.model, tqdm_progress("Download"))
+        return {"models_dir": str(models_dir(args)), "models": [row], "failed": []}
+    result = download_all(models_dir(args), progress=tqdm_progress("Download"))
+    if result["failed"]:
+        first = result["failed"][0]
+        names = ", ".join(f["model"] for f in result["failed"])
+        raise StudioError(
+            f"{len(result['failed'])} of {len(result['models'])} models could not be downloaded: {names}. "
+            + first["problem"],
+            first["details"],
+        )
+    return {"models_dir": str(models_dir(args)), **result}
+
+
 def _listen_args(p):
     p.add_argument("--model", default=None, help="sound model: hub id or local model folder")
     p.add_argument("--labels", default=None, help='what to listen for (CLAP), e.g. "dog barking,door knock"')
@@ -85,4 +113,7 @@ COMMANDS: dict[str, Command] = {
     "listen": Command("recognize sounds from this computer's microphone as they happen", _listen_args, _listen),
     "export": Command("export a task's model to ONNX (checked against PyTorch)", _export_args, _export),
     "models": Command("list the registry's models and their state on this machine", _models_args, _models),
+    "download": Command(
+        "download a task's model, or --all, before a demo (then it runs offline)", _download_args, _download
+    ),
 }

@@ -63,7 +63,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
         raise ExportError(f"{source.display_name} runs with PyTorch only for now; it has no ONNX export.")
     final = export_dir(models_dir, source)
     with directory_replaced_on_success(final, "exporting") as tmp:
-        progress(0.02, f"Loading {source.display_name} in PyTorch…")
+        progress(0.02, f"Loading the model ({Path(source.display_name).name}) in PyTorch…")
         model = family.load_model(source.local_dir)
         family.save_files(source.local_dir, tmp)
         inputs = family.parity_inputs(tmp, parity_photos(), model)
@@ -100,7 +100,7 @@ def export_model(source: ModelSource, models_dir: Path, progress: Progress = no_
             "metadata": family.metadata(model),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
-    progress(1.0, f"Exported to {final}")
+    progress(1.0, "Exported and checked against PyTorch.")
     log.info("exported %s to %s", source.display_name, final)
     return final
 

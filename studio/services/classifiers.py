@@ -61,15 +61,23 @@ class ClassifierService(Service):
         task = self._task(name, runtime, progress)
         return train_classifier(task, self.store, name, method, blend, progress, should_stop)
 
-    def save(self, run, method: str | None = None, blend: float | None = None, onnx: bool = True):
-        """Saves a run as the classifier's next version (with its image encoder + head ONNX graph).
+    def save(
+        self,
+        run,
+        method: str | None = None,
+        blend: float | None = None,
+        onnx: bool = True,
+        progress: Progress = no_progress,
+    ):
+        """Saves a run as the classifier's next version (with its image encoder + head ONNX graph), saying each step
+        to `progress`.
 
         Returns:
             The saved `studio.classifiers.store.SavedVersion`, loaded back and verified.
         """
         from studio.classifiers.training import save_run
 
-        return save_run(run, self.store, method, blend, onnx=onnx)
+        return save_run(run, self.store, method, blend, onnx=onnx, progress=progress)
 
     def train(
         self,

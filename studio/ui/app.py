@@ -13,12 +13,16 @@ import gradio as gr
 from studio.services.base import LoadedModels
 from studio.sharing import LOCAL, Limits, SharingPolicy
 from studio.ui import (
+    a11y,
     ask_tab,
     caption_tab,
     finetune_tab,
+    model_panel,
+    models_view,
     read_text_tab,
     search_tab,
     sound_tab,
+    theme,
     trial_panel,
     video_tab,
     zero_shot_tab,
@@ -133,8 +137,7 @@ document.addEventListener("keydown", (event) => {
     if (button) { event.preventDefault(); button.click(); }
   } else if (event.code === "KeyS") {
     event.preventDefault();
-    if (window.speechSynthesis) window.speechSynthesis.cancel();
-    document.querySelectorAll("audio").forEach((audio) => audio.pause());
+    window.studioStopVoices();  // studio/ui/a11y.py: the browser's voice and every server voice, shadow DOM too
   } else if (event.code === "KeyQ") {
     const box = visible("#ask-question textarea, #ask-question input");
     if (box) { event.preventDefault(); box.focus(); }
@@ -150,19 +153,44 @@ document.addEventListener("keydown", (event) => {
 """
 
 
+def tab_id(title: str) -> str:
+    """The top-level tab's id ("Sound & scene" -> "tab-sound-scene"): its button's data-tab-id, for tests."""
+    import re
+
+    return "tab-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
     """The Blocks app with every tab."""
     with gr.Blocks(title="Multimodal Studio") as demo:
         ctx.demo = demo
-        gr.Markdown(
-            "# Multimodal Studio\n"
-            "Point your camera or a photo at modern multimodal models and see what they understand. "
-            "Everything runs on this computer."
-        )
-        with gr.Tabs():
+        # One heading hierarchy: h1 here, h2 per tab (its first line), h3 for a tab's sections.
+        with gr.Row():
+            gr.Markdown(
+                "# Multimodal Studio\n"
+                "Point your camera or a photo at modern multimodal models and see what they understand. "
+                "Everything runs on this computer."
+            )
+            with gr.Column(scale=0, min_width=320):
+                contrast = theme.high_contrast_switch()
+        demo.load(None, None, [contrast], js=theme.HIGH_CONTRAST_ON_LOAD_JS)
+        notes = []  # per tab: its first-run note and the models it needs
+        with gr.Tabs(elem_id="studio-tabs"):
             for title, build in TABS:
-                with gr.Tab(title):
-                    build(ctx)
+                with gr.Tab(title, id=tab_id(title)):
+                    note = models_view.tab_note(tab_id(title))
+                    with model_panel.collect_panels() as panels:
+                        build(ctx)
+                    notes.append((title, note, panels))
+        tabs_of: dict[str, list[str]] = {}  # task -> titles of the tabs that use it
+        for title, _, panels in notes:
+            for task, _ in panels:
+                if title not in tabs_of.setdefault(task, []):
+                    tabs_of[task].append(title)
+        downloads = models_view.build(ctx, tabs_of)
+        for title, note, panels in notes:
+            models_view.wire_tab_note(demo, tab_id(title), note, panels, ctx.models_dir, downloads)
+        models_view.fill_notes_on_load(demo, [(tab_id(t), n, p) for t, n, p in notes], ctx.models_dir)
         trial_panel.build(ctx)
     return demo
 
@@ -236,8 +264,9 @@ def launch(
         inbrowser=open_browser,
         prevent_thread_lock=not block,
         show_error=False,
-        css=_CSS,
-        head=_HEAD,
+        css=theme.CSS + _CSS,
+        head=a11y.HEAD_JS + _HEAD,
+        theme=theme.make_theme(),
         footer_links=["api", "settings"],
         allowed_paths=[str(Path(__file__).resolve().parents[2] / "assets")],
         auth=list(logins) if logins else None,

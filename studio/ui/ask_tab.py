@@ -13,6 +13,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
@@ -49,7 +50,7 @@ class AskTab:
         wpm,
         voice,
         can_speak,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Answers the question about the picture."""
         try:
@@ -66,9 +67,9 @@ class AskTab:
             )
             audio = self.speech(result["answer"], speak, source, wpm, voice, can_speak)
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "ask-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Ask", notice)
         top = result["answers"][0]["score"] if result["answers"] else None
         speech = (speak, source, wpm, voice, can_speak)
         self.trial.output(result, result["answer"], speech=speech, picture=image, confidence=top)
@@ -83,7 +84,7 @@ class AskTab:
             f"{self.said}|{result['answer']}",
         )
 
-    def listen(self, recording, model, device, progress=gr.Progress(track_tqdm=True)):
+    def listen(self, recording, model, device, progress=gr.Progress()):
         """Turns a recorded question into text, for the user to check before asking."""
         try:
             if recording is None:
@@ -91,7 +92,7 @@ class AskTab:
             runtime = Runtime(model, device=device)
             result = self.service.transcribe(recording, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "ask-heard")
+            return gr.skip(), problem(exc, "ask-heard")
         heard = f"Heard: “{result['text']}”. Check the question, then press Ask or Enter."
         return result["text"], live_region(heard, "ask-heard")
 
@@ -101,7 +102,7 @@ def build(ctx) -> None:
     tab = AskTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Ask")
     gr.Markdown(
-        "### Ask about what the camera sees\n"
+        "## Ask about what the camera sees\n"
         "Give a photo (or take one with the camera), then type or say a question.  \n"
         "**Keyboard:** Alt+Shift+Q goes to the question box · Enter asks · Alt+Shift+S stops speaking."
     )

@@ -14,6 +14,7 @@ from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.narration import Narrator
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -45,7 +46,7 @@ class CaptionTab:
         self.service = CaptionService(loaded)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Caption")
         self.speech = ServerSpeech()
         self.said = 0
 
@@ -81,7 +82,7 @@ class CaptionTab:
         wpm,
         voice,
         can_speak,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Describes an uploaded or example photo."""
         what = _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty, no_repeat_ngram)
@@ -92,9 +93,9 @@ class CaptionTab:
             runtime = Runtime(model, backend, device)
             result = self.service(image, **what, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "cap-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Caption", notice)
         text = result["caption"]
         audio = self.spoken(text, speech, gr.Warning)
         self.trial.output(result, text, speech=speech, settings=what, picture=image)
@@ -160,7 +161,7 @@ class CaptionTab:
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "cap-announce", warn), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if result is None:  # dropped as stale
             return gr.skip(), gr.skip(), gr.skip(), stats.summary, gr.skip(), gr.skip()
         badge = runtime_badge(result["runtime"])
@@ -211,7 +212,7 @@ def build(ctx) -> None:
     tab = CaptionTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Caption")
     gr.Markdown(
-        "### Describe what the camera sees\n"
+        "## Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"
         "**Keyboard:** Alt+Shift+D describes now · Alt+Shift+S stops speaking."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.progress import Progress
+from studio.ui.a11y import Toasts
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,21 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def problem(message: str, region_id: str, warn=gr.Warning) -> str:
-    """Says a problem twice: as a warning toast (or `warn`) and in the tab's live region, styled as a problem."""
-    warn(message)
-    return live_region(message, region_id, problem=True)
+def problem(message, region_id: str, warn=None) -> str:
+    """Says a problem once, in the tab's live region, styled as a problem (no toast: a screen reader would say it
+    twice, since gradio's toasts are live regions too). An error's `details` (folder paths...) follow behind a
+    "Details" disclosure outside the live region, so they are there to read but not announced.
+
+    Args:
+        message: The sentence, or the `StudioError` whose sentence it is.
+        region_id: The tab's live region.
+        warn: Ignored (problems were also toasted through it once); kept so existing callers need no change.
+    """
+    details = getattr(message, "details", "")
+    region = live_region(str(message), region_id, problem=True)
+    if details:
+        region += f'<details class="studio-details"><summary>Details</summary>{html.escape(details)}</details>'
+    return region
 
 
 def runtime_badge(runtime: dict | None) -> str:
@@ -88,17 +100,11 @@ def ui_progress(progress: gr.Progress) -> Progress:
     return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message)
 
 
-class WarnOnce:
-    """Shows each distinct warning once per session, so a live stream does not raise a toast per frame."""
+class WarnOnce(Toasts):
+    """Shows each distinct warning once per session (and tab), so a live stream does not raise a toast per frame."""
 
-    def __init__(self) -> None:
-        self._shown: dict[str, set[str]] = {}
+    def __init__(self, tab: str = "Studio") -> None:
+        super().__init__(tab)
 
-    def __call__(self, session: str, message: str) -> None:
-        shown = self._shown.setdefault(session, set())
-        if message not in shown:
-            shown.add(message)
-            gr.Warning(message)
-
-    def clear(self, session: str) -> None:
-        self._shown.pop(session, None)
+    def __call__(self, session: str, message: str, level: str = "warning") -> bool:
+        return super().__call__(session, message, level)

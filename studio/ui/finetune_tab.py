@@ -12,6 +12,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.media.text import typed_items
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -175,7 +176,7 @@ class FinetuneTab:
             self.sharing.check_labels(typed_items(classes), "classes")
             meta = self.store.create(name, classes, model or None)
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION), gr.skip()
         n = meta["name"]
         first = meta["classes"][0]["name"]
         return (
@@ -199,7 +200,7 @@ class FinetuneTab:
     def _added(self, name, class_name, report):
         text = f"Added {report.added} example{'s' if report.added != 1 else ''}."
         for notice in report.notices:
-            gr.Warning(notice)
+            notify("Fine-tune", notice, "warning")
         if report.notices:
             text += " " + " ".join(report.notices)
         return (
@@ -216,7 +217,7 @@ class FinetuneTab:
                 raise StudioError("There is no snapshot yet: start the camera and take one.")
             report = self.store.add_examples(name, class_name, [snapshot])
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def add_uploads(self, name, class_name, files):
@@ -225,7 +226,7 @@ class FinetuneTab:
             paths = [f if isinstance(f, str) else getattr(f, "name", f) for f in (files or [])]
             report = self.store.add_examples(name, class_name, paths)
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def add_folder(self, name, class_name, folder):
@@ -236,7 +237,7 @@ class FinetuneTab:
             where = self.sharing.check_folder(folder, "folder of examples")
             report = self.store.add_folder(name, where, allowed=self.sharing.allows)
         except StudioError as exc:
-            return gr.skip(), gr.skip(), gr.skip(), problem(str(exc), REGION)
+            return gr.skip(), gr.skip(), gr.skip(), problem(exc, REGION)
         return self._added(name, class_name, report)
 
     def remove_selected(self, name, class_name, selected):
@@ -247,7 +248,7 @@ class FinetuneTab:
                 raise StudioError("Pick an example in the gallery first, then remove it.")
             self.store.remove_example(name, items[int(selected)][0])
         except StudioError as exc:
-            return gr.skip(), gr.skip(), problem(str(exc), REGION), gr.skip()
+            return gr.skip(), gr.skip(), problem(exc, REGION), gr.skip()
         return (
             self._gallery(name, class_name),
             self._overview(name),
@@ -264,9 +265,9 @@ class FinetuneTab:
             run = self.service.train_run(name, method, blend, runtime=runtime, progress=ui_progress(progress))
         except StudioError as exc:
             skip = (gr.skip(),) * 7
-            return (*skip, problem(str(exc), REGION), gr.skip())
+            return (*skip, problem(exc, REGION), gr.skip())
         for notice in run.notices:
-            gr.Info(notice)
+            notify("Fine-tune", notice)
         evaluation = run.evaluation()
         if evaluation.n_test:
             acc = evaluation.accuracy
@@ -304,12 +305,11 @@ class FinetuneTab:
         try:
             if run is None:
                 raise StudioError("Train the classifier first; then save it.")
-            progress(0.1, desc="Saving and exporting the image encoder + head to ONNX…")
-            saved = self.service.save(run, method, blend)
+            saved = self.service.save(run, method, blend, progress=ui_progress(progress))
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         for notice in saved.notices:
-            gr.Warning(notice)
+            notify("Fine-tune", notice, "warning")
         onnx = saved.head.get("onnx") or {}
         extra = " with its ONNX graph (checked against PyTorch)" if onnx.get("exported") else ""
         text = (
@@ -336,7 +336,7 @@ class FinetuneTab:
                 should_stop=cancel.is_set,
             )
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip()
+            return problem(exc, REGION), gr.skip()
         acc = report["accuracy"]
         rows = [
             ["Zero-shot before fine-tuning", _percent(acc["zero_shot_before"])],
@@ -370,7 +370,7 @@ class FinetuneTab:
         try:
             new = self.store.rename(name, new_name)
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         return live_region(f"Renamed “{name}” to “{new}”.", REGION), self.saved_rows(), self._choices(new)
 
     def export_zip(self, name):
@@ -378,7 +378,7 @@ class FinetuneTab:
             out = Path(tempfile.mkdtemp(prefix="studio-classifier-"))
             path = self.store.export_zip(name, out)
         except StudioError as exc:
-            return problem(str(exc), REGION), None
+            return problem(exc, REGION), None
         return live_region(f"“{name}” is ready to download as {path.name}.", REGION), str(path)
 
     def import_zip(self, file):
@@ -387,7 +387,7 @@ class FinetuneTab:
                 raise StudioError("Choose a classifier zip file to import first.")
             name = self.store.import_zip(Path(file if isinstance(file, str) else file.name))
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip()
         return live_region(f"Imported “{name}”.", REGION), self.saved_rows(), self._choices(name)
 
     def delete(self, name, confirm):
@@ -396,7 +396,7 @@ class FinetuneTab:
                 raise StudioError("Tick “Yes, delete it” first: deleting removes the examples and every version.")
             self.store.delete(name)
         except StudioError as exc:
-            return problem(str(exc), REGION), gr.skip(), gr.skip(), gr.skip()
+            return problem(exc, REGION), gr.skip(), gr.skip(), gr.skip()
         return live_region(f"Deleted “{name}”.", REGION), self.saved_rows(), self._choices(), False
 
 
@@ -405,13 +405,13 @@ def build(ctx) -> None:
     tab = FinetuneTab(ctx.loaded)
     names = tab.store.names()
     gr.Markdown(
-        "### Teach the model your own classes\n"
+        "## Teach the model your own classes\n"
         "Make a classifier, give it a few example pictures of each class, train it, and see on examples it never "
         "trained on whether it beats the zero-shot model. Saved classifiers can be used in the Zero-shot tab."
     )
     with gr.Row():
         with gr.Column(scale=1):
-            gr.Markdown("#### 1. Classifier")
+            gr.Markdown("### 1. Classifier")
             classifier = gr.Dropdown(
                 choices=names, value=names[0] if names else None, label="Classifier", elem_id="ft-classifier"
             )
@@ -425,7 +425,7 @@ def build(ctx) -> None:
                 create_btn = gr.Button("Create classifier", elem_id="ft-create")
             overview = gr.Markdown(tab._overview(classifier.value), elem_id="ft-overview")
         with gr.Column(scale=1):
-            gr.Markdown("#### 2. Examples")
+            gr.Markdown("### 2. Examples")
             class_name = gr.Dropdown(choices=[], label="Class to add examples to", elem_id="ft-class")
             with gr.Tabs():
                 with gr.Tab("Camera snapshot", id="ft-camera-tab"):
@@ -449,7 +449,9 @@ def build(ctx) -> None:
     remove_btn = gr.Button("Remove the selected example", elem_id="ft-remove")
     announce = gr.HTML(live_region("", REGION), label="Status")
 
-    gr.Markdown("#### 3. Train and compare")
+    gr.Markdown("### 3. Train and compare")
+    # First in its section: two Tab stops after adding examples; the method and blend below have defaults.
+    train_btn = gr.Button("Train", variant="primary", elem_id="ft-train")
     with gr.Row():
         method = gr.Radio(METHOD_CHOICES, value="linear", label="Training method", elem_id="ft-method")
         blend = gr.Slider(
@@ -462,7 +464,6 @@ def build(ctx) -> None:
         )
     with gr.Accordion("Model and runtime", open=False):
         panel = build_model_panel(TASK, "ft", ctx.models_dir, ctx.models.get(TASK), ctx.loaded)
-    train_btn = gr.Button("Train", variant="primary", elem_id="ft-train")
     run_state = gr.State(None)
     with gr.Row():
         with gr.Column():
@@ -502,7 +503,7 @@ def build(ctx) -> None:
             elem_id="ft-contrastive-accuracy",
         )
 
-    gr.Markdown("#### 4. Saved classifiers")
+    gr.Markdown("### 4. Saved classifiers")
     saved = gr.Dataframe(
         headers=["Name", "Classes", "Examples", "Version", "Zero-shot accuracy", "Saved accuracy"],
         value=tab.saved_rows(),
@@ -532,9 +533,15 @@ def build(ctx) -> None:
     classifier.change(tab.select, [classifier], [class_name, gallery, overview], api_name="finetune_select")
     class_name.change(tab.show_class, [classifier, class_name], [gallery], api_name="finetune_examples")
     added = [class_name, gallery, overview, announce]
-    snap_btn.click(tab.add_snapshot, [classifier, class_name, snapshot], added, api_name="finetune_add_snapshot")
-    upload_btn.click(tab.add_uploads, [classifier, class_name, uploads], added, api_name="finetune_add_uploads")
-    folder_btn.click(tab.add_folder, [classifier, class_name, folder], added, api_name="finetune_add_folder")
+    # The saved-classifiers table counts examples too, so it follows every addition.
+    for button, handler, source, api in (
+        (snap_btn, tab.add_snapshot, snapshot, "finetune_add_snapshot"),
+        (upload_btn, tab.add_uploads, uploads, "finetune_add_uploads"),
+        (folder_btn, tab.add_folder, folder, "finetune_add_folder"),
+    ):
+        button.click(handler, [classifier, class_name, source], added, api_name=api).then(
+            tab.saved_rows, None, [saved], api_name=False, show_progress="hidden"
+        )
     gallery.select(_selected_index, None, [selected], api_name="finetune_pick_example")
     remove_btn.click(
         tab.remove_selected,
@@ -565,13 +572,16 @@ def build(ctx) -> None:
         tab.delete, [classifier, confirm], [announce, saved, classifier, confirm], api_name="finetune_delete"
     )
     if ctx.demo is not None:
-        # A page opened later sees classifiers made since the app started. Only the list is refreshed, never the
-        # value: this can answer after the user already created (and so chose) a classifier.
+        # A page opened later sees classifiers made since the app started. The value is set only while none is
+        # chosen (the first one made): this can answer after the user already created (and so chose) one.
+        # Its classes and examples too: the class picker is otherwise empty until another classifier is chosen.
+        def refresh(chosen):
+            names = tab.store.names()
+            value = chosen if chosen in names else (names[0] if names else None)
+            return gr.update(choices=names, value=value), tab.saved_rows(), *tab.select(value)
+
         ctx.demo.load(
-            lambda: (gr.update(choices=tab.store.names()), tab.saved_rows()),
-            None,
-            [classifier, saved],
-            api_name="finetune_refresh",
+            refresh, [classifier], [classifier, saved, class_name, gallery, overview], api_name="finetune_refresh"
         )
 
 

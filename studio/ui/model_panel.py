@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,21 @@ from studio.ui.components import ui_progress
 BACKEND_CHOICES = [("Automatic (ONNX Runtime once exported)", "auto"), ("ONNX Runtime", "onnx"), ("PyTorch", "torch")]
 DEVICE_CHOICES = [("Automatic (GPU if there is one)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")]
 VARIANT_CHOICES = [("Full precision", "fp32"), ("Faster (int8, ONNX Runtime only)", "int8")]
+
+
+# While a tab is built (`collect_panels`), the (task, model picker) of each panel it makes: what the tab needs.
+_collected: list[list] = []
+
+
+@contextlib.contextmanager
+def collect_panels():
+    """Collects the (task, model picker) of every model panel built inside the block: a tab's needs, for its
+    first-run note (`studio.ui.models_view`)."""
+    _collected.append([])
+    try:
+        yield _collected[-1]
+    finally:
+        _collected.pop()
 
 
 @dataclass
@@ -132,6 +148,8 @@ def build_model_panel(
         else:
             gr.Markdown(runtime_note or "**Runtime:** PyTorch (this model has no ONNX export yet).")
         device = gr.Radio(DEVICE_CHOICES, value="auto", label=_for("Device", what), elem_id=f"{prefix}-device")
+    if _collected:
+        _collected[-1].append((task, model))
     model.change(
         lambda m: describe_model(owner.get(m, task), m, models_dir, loaded.sharing),
         [model],
@@ -144,7 +162,7 @@ def build_model_panel(
         "Export this model to ONNX" + (" (with int8)" if quantize else ""), elem_id=f"{prefix}-export"
     )
 
-    def export(model_name, progress=gr.Progress(track_tqdm=True)):
+    def export(model_name, progress=gr.Progress()):
         model_task = owner.get(model_name, task)
         try:
             loaded.sharing.check_model(model_name, model_task)

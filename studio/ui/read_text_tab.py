@@ -17,6 +17,7 @@ import numpy as np
 from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import LenientImage, WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, spoken_outputs
@@ -38,7 +39,7 @@ class ReadTextTab:
 
         self.service = ReadTextService(loaded)
         self.gate = LatestFrameGate()
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Read text")
         self.speech = ServerSpeech()
         self.said = 0
         self._lock = threading.Lock()
@@ -79,7 +80,7 @@ class ReadTextTab:
         wpm,
         voice,
         can_speak,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Reads the text in an uploaded or example photo."""
         from studio.media.image import load_image
@@ -97,9 +98,9 @@ class ReadTextTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return (gr.skip(),) * 2 + (problem(str(exc), "rt-announce"),) + (gr.skip(),) * 5
+            return (gr.skip(),) * 2 + (problem(exc, "rt-announce"),) + (gr.skip(),) * 5
         for notice in result["notices"]:
-            gr.Info(notice)
+            notify("Read text", notice)
         audio = self.spoken(result["text"], speech, gr.Warning)
         self.trial.output(result, result["text"], speech=speech, picture=picture)
         timing = (
@@ -151,7 +152,7 @@ class ReadTextTab:
             result, stats = self.gate.submit(session, frame, look)
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return (gr.skip(),) * 2 + (problem(str(exc), "rt-announce", warn),) + (gr.skip(),) * 5
+            return (gr.skip(),) * 2 + (problem(exc, "rt-announce", warn),) + (gr.skip(),) * 5
         if result is None:  # dropped as stale
             state["again"] = state["again"] or again
             return (*(gr.skip(),) * 5, stats.summary, gr.skip(), gr.skip())
@@ -215,7 +216,7 @@ def build(ctx) -> None:
     tab = ReadTextTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Read text")
     gr.Markdown(
-        "### Read the text in a picture\n"
+        "## Read the text in a picture\n"
         "Give a photo or start the camera: labels, signs, screens, letters. The text is boxed on the picture, "
         "shown, announced to screen readers and spoken, in reading order.  \n"
         "**Keyboard:** Alt+Shift+R reads the photo (or reads the camera's text again) · Alt+Shift+S stops speaking."

@@ -16,6 +16,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime, ran_on
+from studio.ui.a11y import notify
 from studio.ui.components import (
     LenientImage,
     WarnOnce,
@@ -53,7 +54,7 @@ class SoundTab:
 
         self.service = SoundSceneService(loaded)
         self.listeners: dict[str, tuple[tuple, object, threading.Lock]] = {}
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Sound & scene")
 
     # Events -------------------------------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class SoundTab:
         picture_model,
         picture_backend,
         picture_device,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Recognizes what is happening in the sound file and/or video and/or picture given."""
         try:
@@ -94,10 +95,10 @@ class SoundTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return (*(gr.skip(),) * 8, problem(str(exc), "snd-announce"))
+            return (*(gr.skip(),) * 8, problem(exc, "snd-announce"))
         notices = result["notices"]
         for notice in notices:
-            gr.Info(notice)
+            notify("Sound & scene", notice)
         ranking = result["fused"][:TOP_LABELS]
         top = ranking[0]
         said = f"Most likely: {top['label']} ({top['score']:.0%}, {_fusion_words(result['fusion'])})."
@@ -135,7 +136,7 @@ class SoundTab:
                 steps = listener.feed(samples, int(rate))
         except StudioError as exc:
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(exc), "snd-announce", warn), gr.skip()
+            return gr.skip(), problem(exc, "snd-announce", warn), gr.skip()
         if not steps:
             return gr.skip(), gr.skip(), gr.skip()
         step = steps[-1]
@@ -188,7 +189,7 @@ class SoundTab:
         picture_model,
         picture_backend,
         picture_device,
-        progress=gr.Progress(track_tqdm=True),
+        progress=gr.Progress(),
     ):
         """Trains both fusion heads on a folder of labelled clips and shows the held-out comparison."""
         try:
@@ -203,7 +204,7 @@ class SoundTab:
                 progress=ui_progress(progress),
             )
         except StudioError as exc:
-            return problem(str(exc), "snd-teach-status"), gr.skip()
+            return problem(exc, "snd-teach-status"), gr.skip()
         status = live_region(f"Saved {len(taught['saved'])} fusion heads as “{taught['name']}”.", "snd-teach-status")
         return status, comparison_markdown(taught["evaluation"])
 
@@ -319,7 +320,7 @@ def build(ctx) -> None:
     tab = SoundTab(ctx.loaded)
     tab.trial = TrialHook(ctx, "Sound & scene")
     gr.Markdown(
-        "### What is happening? Listen and look\n"
+        "## What is happening? Listen and look\n"
         "Give a sound (the microphone, a sound file, or a video's sound track), a picture (the camera, a photo, or "
         "the video's frames), or both. The sound and the picture are scored against the same labels and fused."
     )
@@ -328,8 +329,10 @@ def build(ctx) -> None:
             with gr.Tabs():
                 with gr.Tab("Sound file", id="snd-file-tab"):
                     # filepath: our decoder reads the file (any length, streamed) and explains a bad one in words.
-                    audio = gr.Audio(
-                        sources=["upload"],
+                    # A file box, not gr.Audio: its player puts 8 controls between the file and Recognise for
+                    # keyboard users, and the whole file is heard by the model anyway.
+                    audio = gr.File(
+                        file_types=["audio"],
                         type="filepath",
                         label="Sound file (wav, flac, ogg, mp3)",
                         elem_id="snd-audio",
@@ -347,6 +350,8 @@ def build(ctx) -> None:
                         elem_id="snd-mic",
                     )
                     live_text = gr.Markdown("", elem_id="snd-live")
+            # Right after the sound: one Tab from the file to the action (the picture and settings are optional).
+            recognise_btn = gr.Button("Recognise", variant="primary", elem_id="snd-recognise")
             image = LenientImage(
                 sources=["upload", "webcam", "clipboard"], type="filepath", label="Picture", elem_id="snd-image"
             )
@@ -368,7 +373,6 @@ def build(ctx) -> None:
             audio_weight = gr.Slider(
                 0, 1, value=0.5, step=0.05, label="Weight of the sound (late fusion)", elem_id="snd-weight"
             )
-            recognise_btn = gr.Button("Recognise", variant="primary", elem_id="snd-recognise")
             announce = gr.HTML(live_region("", "snd-announce"), label="Most likely")
             fused = gr.Label(num_top_classes=TOP_LABELS, label="Fused scores", elem_id="snd-fused")
             timing = gr.Markdown("", elem_id="snd-timing")

@@ -212,7 +212,7 @@ def build(ctx) -> None:
             ctx.trial = TrialLog(where, (code or "").strip() or NO_PARTICIPANT, keep_pictures)
         except StudioError as exc:
             ctx.trial = None
-            return gr.update(visible=False), problem(str(exc), "trial-announce"), _status(ctx)
+            return gr.update(visible=False), problem(exc, "trial-announce"), _status(ctx)
         said = f"Trial log on for participant {ctx.trial.participant}. {RATING_HELP}"
         return gr.update(visible=True), live_region(said, "trial-announce"), _status(ctx)
 
@@ -222,7 +222,7 @@ def build(ctx) -> None:
         try:
             record = ctx.trial.rate(n)
         except StudioError as exc:
-            return problem(str(exc), "trial-announce"), _status(ctx)
+            return problem(exc, "trial-announce"), _status(ctx)
         return live_region(f"Rated {n}, {record['label']}.", "trial-announce"), _status(ctx)
 
     def show_summary():

@@ -12,6 +12,7 @@ from studio.errors import StudioError
 from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.services.base import Runtime
+from studio.ui.a11y import notify
 from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
@@ -28,7 +29,7 @@ class VideoTab:
         from studio.services.video import VideoService
 
         self.service = VideoService(loaded)
-        self.warn_once = WarnOnce()
+        self.warn_once = WarnOnce("Video")
         self.buffers: dict[str, RollingClip] = {}
         self.stop_requests: set[str] = set()
         self._lock = threading.Lock()
@@ -68,9 +69,9 @@ class VideoTab:
                 cancelled=lambda: session in self.stop_requests,
             )
         except StudioError as exc:
-            return gr.skip(), problem(str(exc), "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), problem(exc, "vid-announce"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for notice in result["notices"]:
-            gr.Warning(notice)
+            notify("Video", notice, "warning")
         windows = result["windows"]
         top = result["overall"][0]
         said = f"Most likely action: {top['label']} ({top['score']:.0%})"
@@ -133,7 +134,7 @@ class VideoTab:
             return gr.skip(), gr.skip(), held, gr.skip()
         if isinstance(finished.error, StudioError):
             warn = lambda message: self.warn_once(session, message)  # noqa: E731
-            return gr.skip(), problem(str(finished.error), "vid-announce", warn), gr.skip(), gr.skip()
+            return gr.skip(), problem(finished.error, "vid-announce", warn), gr.skip(), gr.skip()
         if finished.error is not None:
             raise finished.error
         result = finished.value
@@ -225,7 +226,7 @@ def build(ctx) -> None:
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(
-        "### What is happening in a video\n"
+        "## What is happening in a video\n"
         "Upload a video, or start the camera and act something out. The model looks at a few seconds at a time and "
         "names the action (400 everyday actions from the Kinetics data set, or, with an X-CLIP model picked under "
         "Model and runtime, the actions you type)."
@@ -249,18 +250,17 @@ def build(ctx) -> None:
                         elem_id="vid-video",
                     )
                     with gr.Row():
+                        # No minimum/maximum here: gradio's own range check fails on the 0 its box shows when
+                        # empty; the video task takes 0 or empty as the default and says in words what is out of
+                        # range.
                         window = gr.Number(
                             value=None,
-                            minimum=0.2,
-                            maximum=60,
-                            label="Seconds per window (empty: the model's own clip length)",
+                            label="Seconds per window (0 or empty: the model's own clip length)",
                             elem_id="vid-window",
                         )
                         stride = gr.Number(
                             value=None,
-                            minimum=0.2,
-                            maximum=60,
-                            label="Seconds between windows (empty: same as the window)",
+                            label="Seconds between windows (0 or empty: same as the window)",
                             elem_id="vid-stride",
                         )
                     with gr.Row():
