@@ -23,6 +23,15 @@ def test_describe_and_a_conversation(cli_env, describe_models_dir, tiny_smolvlm_
 def test_bad_picture_is_one_sentence(cli_env, describe_models_dir, tiny_smolvlm_dir, tmp_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
-    proc = studio(cli_env, "--models-dir", describe_models_dir, "predict", "describe", "--image", empty,
-                  "--model", tiny_smolvlm_dir)
+    proc = studio(
+        cli_env,
+        "--models-dir",
+        describe_models_dir,
+        "predict",
+        "describe",
+        "--image",
+        empty,
+        "--model",
+        tiny_smolvlm_dir,
+    )
     assert proc.returncode == 2 and "empty" in error_sentence(proc)

@@ -57,8 +57,11 @@ def test_prompt_equals_the_processors(tasks, tiny_smolvlm_dir, photos):
     )
     seq = task.meta["image_seq_len"]
     expanded = text.replace(
-        "<image>", get_image_prompt_string(encoded.rows, encoded.cols, seq, "<fake_token_around_image>", "<image>",
-                                           "<global-img>"), 1
+        "<image>",
+        get_image_prompt_string(
+            encoded.rows, encoded.cols, seq, "<fake_token_around_image>", "<image>", "<global-img>"
+        ),
+        1,
     )
     ids = task.prompt(encoded, messages)
     assert ids == tokenizer(expanded)["input_ids"]

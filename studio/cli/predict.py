@@ -224,14 +224,12 @@ def _read_text(args) -> dict:
 
 def _describe_args(p):
     p.add_argument("--image", required=True, help="image file")
-    p.add_argument(
-        "--detail", action="store_true", help="a description in a few sentences (default: one sentence)"
-    )
+    p.add_argument("--detail", action="store_true", help="a description in a few sentences (default: one sentence)")
     p.add_argument(
         "--question",
         action="append",
         default=None,
-        help='a question about the picture; repeat it for a conversation, each answered with the earlier ones',
+        help="a question about the picture; repeat it for a conversation, each answered with the earlier ones",
     )
     p.add_argument("--describe-people", action="store_true", help="keep words about people's age and looks")
     p.add_argument(

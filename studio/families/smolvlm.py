@@ -444,7 +444,11 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
     """
     import torch
 
-    meta = metadata(model) if model is not None else json.loads((Path(files_dir) / "manifest.json").read_text())["metadata"]
+    meta = (
+        metadata(model)
+        if model is not None
+        else json.loads((Path(files_dir) / "manifest.json").read_text())["metadata"]
+    )
     preprocessing = SmolVLMPreprocessing.from_dir(files_dir)
     tiles, rows, cols = preprocessing(photos[0])
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this picture."}]}]

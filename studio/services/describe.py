@@ -95,7 +95,9 @@ class DescribeService(Service):
         history = [{"question": str(t["question"]), "answer": str(t["answer"])} for t in (history or ())]
         if question_audio is not None:
             heard = self.transcribe(
-                question_audio, runtime=Runtime(model=stt_model, device=runtime.device), progress=scaled(progress, 0, 0.4)
+                question_audio,
+                runtime=Runtime(model=stt_model, device=runtime.device),
+                progress=scaled(progress, 0, 0.4),
             )
             question = heard["text"]
             yield {"event": "heard", "heard": {k: heard[k] for k in ("text", "latency_ms", "duration_s")}}

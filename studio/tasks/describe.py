@@ -232,7 +232,9 @@ class DescribeTask(GraphTask):
                 cached = self._pictures[key]
                 return EncodedPicture(cached.features, cached.rows, cached.cols, 0.0)
         started = time.perf_counter()
-        preprocessing = self.preprocessing if split == self.preprocessing.split else _with_split(self.preprocessing, split)
+        preprocessing = (
+            self.preprocessing if split == self.preprocessing.split else _with_split(self.preprocessing, split)
+        )
         tiles, rows, cols = preprocessing(picture)
         features = self.graphs.graphs["vision_encoder"].run({"pixel_values": tiles})["image_features"]
         encoded = EncodedPicture(features, rows, cols, (time.perf_counter() - started) * 1000)
@@ -363,7 +365,8 @@ class _SentenceStream:
             return
         eos = self.task.meta["eos_token_ids"]
         probabilities = [
-            p for t, p in zip(self.tokens[self._said_tokens : upto], self.probabilities[self._said_tokens : upto])
+            p
+            for t, p in zip(self.tokens[self._said_tokens : upto], self.probabilities[self._said_tokens : upto])
             if t not in eos
         ]
         self._said_tokens = upto
