@@ -72,7 +72,8 @@ class DescribeStreams:
             gr.Info(notice)
         timing = (
             f"First words after {result['first_sentence_ms']:.0f} ms (first token "
-            f"{result['time_to_first_token_ms']:.0f} ms, picture {result['image_ms']:.0f} ms, {result['tiles']} tiles); all {result['tokens']} word pieces"
+            f"{result['time_to_first_token_ms']:.0f} ms, picture {result['image_ms']:.0f} ms, "
+            f"{result['tiles']} tiles); all {result['tokens']} word pieces"
             f" after {result['latency_ms']:.0f} ms" + (" · stopped" if result["stopped"] else "")
         )
         yield (
