@@ -13,7 +13,16 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime
-from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
+from studio.ui.components import (
+    LenientImage,
+    example_photos,
+    live_region,
+    problem,
+    runtime_badge,
+    session_of,
+    ui_progress,
+)
+from studio.ui.describe_stream import DescribeStreams
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
 from studio.ui.trial_panel import TrialHook
@@ -22,6 +31,11 @@ log = logging.getLogger(__name__)
 
 TASK = "vqa"
 STT_TASK = "speech-to-text"
+DESCRIBE_TASK = "describe"
+MODES = [
+    ("Quick answer (one word or a few, fast)", "quick"),
+    ("Conversation (follow-up questions about the same picture, vision-language model)", "conversation"),
+]
 
 
 class AskTab:
@@ -35,6 +49,7 @@ class AskTab:
         self.service = AskService(loaded)
         self.speech = ServerSpeech()
         self.said = 0
+        self.streams = DescribeStreams(loaded, "ask-announce")
 
     def ask(
         self,
@@ -83,6 +98,54 @@ class AskTab:
             f"{self.said}|{result['answer']}",
         )
 
+    def converse(
+        self,
+        image,
+        question,
+        history,
+        describe_people,
+        model,
+        backend,
+        device,
+        speak,
+        source,
+        wpm,
+        voice,
+        can_speak,
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """Answers the question with the conversation so far about this picture, each sentence spoken when written.
+
+        Yields (chat shown, announcement, sentence to speak, timing, badge, server audio, history, question box).
+        """
+        speech = (speak, source, wpm, voice, can_speak)
+        history = list(history or [])
+        try:
+            from studio.tasks.describe import clean_question
+
+            question = clean_question(question)
+        except StudioError as exc:
+            yield gr.skip(), problem(str(exc), "ask-announce"), *(gr.skip(),) * 6
+            return
+        options = {"question": question, "history": history, "describe_people": describe_people}
+        chat = _chat(history) + [{"role": "user", "content": question}]
+        for text, announce, sentence, timing, badge, result in self.streams.run(
+            session_of(request), image, progress, runtime=Runtime(model, backend, device), **options
+        ):
+            if result is None:
+                shown = chat + [{"role": "assistant", "content": text}] if isinstance(text, str) else gr.skip()
+                yield shown, announce, sentence, timing, badge, gr.skip(), gr.skip(), gr.skip()
+                continue
+            audio = self.speech(result["text"], *speech) if speak else None
+            self.trial.output(result, result["text"], speech=speech, picture=image, confidence=result["confidence"])
+            shown = chat + [{"role": "assistant", "content": result["text"]}]
+            yield shown, announce, sentence, timing, badge, audio, result["history"], ""
+
+    def stop_conversation(self, request: gr.Request):
+        """Stops this session's answer being written (Stop button, Alt+Shift+S)."""
+        self.streams.stop(session_of(request))
+
     def listen(self, recording, model, device, progress=gr.Progress(track_tqdm=True)):
         """Turns a recorded question into text, for the user to check before asking."""
         try:
@@ -94,6 +157,30 @@ class AskTab:
             return gr.skip(), problem(str(exc), "ask-heard")
         heard = f"Heard: “{result['text']}”. Check the question, then press Ask or Enter."
         return result["text"], live_region(heard, "ask-heard")
+
+
+def _chat(history: list[dict]) -> list[dict]:
+    """The conversation as the chat box shows it (the model's words as said; the phrased ones are in the log)."""
+    chat = []
+    for turn in history:
+        chat += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": turn["answer"]}]
+    return chat
+
+
+def _new_photo():
+    """Starts over: no picture, no conversation."""
+    return None, [], [], "", live_region("Started over: give a new picture.", "ask-announce")
+
+
+def _mode_buttons(mode: str):
+    conversation = mode == "conversation"
+    return (
+        gr.update(visible=not conversation),
+        gr.update(visible=conversation),
+        gr.update(visible=conversation),
+        gr.update(visible=conversation),
+        gr.update(visible=not conversation),
+    )
 
 
 def build(ctx) -> None:
@@ -115,11 +202,17 @@ def build(ctx) -> None:
             )
             example_photos(image)
         with gr.Column(scale=1):
+            mode = gr.Radio(MODES, value="quick", label="How to answer", elem_id="ask-mode")
+            chat = gr.Chatbot(label="Conversation about this picture", visible=False, elem_id="ask-chat", height=260)
+            history = gr.State([])
             question = gr.Textbox(
                 label="Your question", placeholder="what color is the cup?", elem_id="ask-question", lines=1
             )
             with gr.Row():
                 ask_btn = gr.Button("Ask", variant="primary", elem_id="ask-submit")
+                converse_btn = gr.Button("Ask", variant="primary", elem_id="ask-converse", visible=False)
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="ask-stop", visible=False)
+                new_btn = gr.Button("New photo", elem_id="ask-new-photo")
             # filepath: our own decoder reads the recording (and explains a file that is not sound in words).
             recording = gr.Audio(
                 sources=["microphone"], type="filepath", label="Or say your question", elem_id="ask-mic"
@@ -128,6 +221,7 @@ def build(ctx) -> None:
             announce = gr.HTML(live_region("", "ask-announce"), label="Answer")
             answers = gr.Label(num_top_classes=5, label="Answers and scores", elem_id="ask-answers")
             said, audio = spoken_outputs("ask", "answer")
+            said_sentence = gr.Textbox(visible=False, label="Last sentence said")
             timing = gr.Markdown("", elem_id="ask-timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="ask-runtime", elem_classes=["studio-badge"])
 
@@ -137,6 +231,10 @@ def build(ctx) -> None:
     with gr.Accordion("Question answering model", open=False):
         panel = build_model_panel(
             TASK, "ask", ctx.models_dir, ctx.models.get(TASK), ctx.loaded, what="Question answering"
+        )
+    with gr.Accordion("Conversation model", open=False):
+        vlm = build_model_panel(
+            DESCRIBE_TASK, "askvlm", ctx.models_dir, ctx.models.get(DESCRIBE_TASK), ctx.loaded, what="Conversation"
         )
     with gr.Accordion("Speech-to-text model", open=False):
         stt = build_model_panel(
@@ -152,7 +250,44 @@ def build(ctx) -> None:
     inputs = [image, question, describe_people, panel.model, panel.backend, panel.device, *speech.inputs]
     outputs = [answers, announce, audio, timing, badge, said]
     ask_btn.click(tab.ask, inputs, outputs, api_name="ask")
-    question.submit(tab.ask, inputs, outputs, api_name=False)
+    talk_inputs = [image, question, history, describe_people, vlm.model, vlm.backend, vlm.device, *speech.inputs]
+    talk_outputs = [chat, announce, said_sentence, timing, badge, audio, history, question]
+    converse_btn.click(tab.converse, talk_inputs, talk_outputs, api_name="converse")
+    # Enter asks in the chosen way; each listener leaves the other mode's questions alone.
+    question.submit(_when("quick", tab.ask, len(outputs)), [mode, *inputs], outputs, api_name=False)
+    question.submit(
+        _when("conversation", tab.converse, len(talk_outputs)),
+        [mode, *talk_inputs],
+        talk_outputs,
+        api_name=False,
+    )
+    stop_btn.click(tab.stop_conversation, None, None, api_name="ask_stop")
+    new_btn.click(_new_photo, None, [image, history, chat, question, announce], api_name="ask_new_photo")
+    image.change(lambda: ([], []), None, [history, chat], api_name=False)
+    mode.change(_mode_buttons, [mode], [ask_btn, converse_btn, stop_btn, chat, answers], api_name=False)
     speech.speak_after(said, "ask")
+    speech.speak_sentences_after(said_sentence, "ask")
     recording.stop_recording(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name="transcribe")
     recording.upload(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name=False)
+
+
+def _when(wanted: str, handler, n_outputs: int):
+    """A submit handler that runs `handler` only in mode `wanted` (Enter in the question box asks either way)."""
+    import inspect
+
+    if inspect.isgeneratorfunction(getattr(handler, "__func__", handler)):
+
+        def streaming(mode, *args, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+            if mode != wanted:
+                yield (gr.skip(),) * n_outputs
+                return
+            yield from handler(*args, request=request, progress=progress)
+
+        return streaming
+
+    def plain(mode, *args, progress=gr.Progress(track_tqdm=True)):
+        if mode != wanted:
+            return (gr.skip(),) * n_outputs
+        return handler(*args, progress=progress)
+
+    return plain
