@@ -27,6 +27,7 @@ BENCHES = {
     "video": Bench("studio.bench.video", runs=30),
     "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
     "read-text": Bench("studio.bench.read_text", runs=20),
+    "vlm": Bench("studio.bench.vlm", runs=3, int8=True),
 }
 
 
