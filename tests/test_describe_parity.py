@@ -167,3 +167,32 @@ def test_service_streams_then_reports(describe_models_dir, tiny_smolvlm_dir, pho
     assert 0 < done["time_to_first_token_ms"] <= done["latency_ms"]
     follow_up = service(photos["coffee"], question="Is it hot?", history=done["history"], runtime=runtime)
     assert follow_up["picture_cached"] and follow_up["turn"] == 2 and len(follow_up["history"]) == 2
+
+
+def test_int8_language_model_is_kept_only_if_greedy_words_stay_the_same(describe_models_dir, tmp_path):
+    """int8 weight-only MatMuls of the decoder: saved when every example photo's greedy tokens equal fp32's, refused
+    (nothing left behind, the export stays fp32) when one differs; the decision is checked independently here."""
+    import json
+    import shutil
+
+    from studio.errors import ExportError
+    from studio.export.exporter import parity_photos
+    from studio.export.quantize import quantize_export, quantize_graph
+    from studio.families.smolvlm import check_int8
+
+    export = next((describe_models_dir / "describe").iterdir())
+    copy = shutil.copytree(export, tmp_path / "export")
+    quantize_graph(copy / "decoder.onnx", tmp_path / "decoder.int8.onnx", weights_only=True)
+    try:
+        check_int8(copy, {"decoder": tmp_path / "decoder.int8.onnx"})
+        identical = True
+    except ExportError:
+        identical = False
+    try:
+        entry = quantize_export(copy)
+    except ExportError as exc:
+        assert not identical and "not saved" in str(exc)
+        assert not (copy / "decoder.int8.onnx").exists()
+        assert "int8" not in json.loads((copy / "manifest.json").read_text()).get("variants", {})
+    else:
+        assert identical and entry["greedy_identical_on_photos"] == len(parity_photos())

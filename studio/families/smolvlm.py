@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.families import GraphSpec, load_pretrained, random_pretrained
+from studio.generation import GenerationSettings, generate
 
 # Files a model folder needs beside config and weights: each inner tuple is alternatives.
 REQUIRED_FILES = (("preprocessor_config.json",), ("tokenizer.json",))
@@ -471,3 +472,51 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
             past_k, past_v = past_k.numpy(), past_v.numpy()
     inputs["decoder"] = {"inputs_embeds": embeds[:, 8:].copy(), "past_k": past_k, "past_v": past_v}
     return inputs
+
+
+INT8_CHECK_TOKENS = 24
+
+
+def check_int8(directory: Path, int8_files: dict[str, Path]) -> dict:
+    """Accepts the int8 language model only if greedy decoding says exactly what fp32 says on the example photos.
+
+    Args:
+        directory: The export folder (fp32 graphs, processor files, manifest).
+        int8_files: The int8 graphs by name.
+
+    Returns:
+        What to record in the manifest's int8 entry.
+
+    Raises:
+        ExportError: Some photo's greedy tokens differ.
+    """
+    from studio.backends.onnx import OnnxBackend
+    from studio.errors import ExportError
+    from studio.export.exporter import parity_photos
+
+    meta = json.loads((Path(directory) / "manifest.json").read_text())["metadata"]
+    fp32 = {
+        name: OnnxBackend(Path(directory) / f"{name}.onnx", device="cpu")
+        for name in ("vision_encoder", "embed_tokens", "decoder")
+    }
+    int8 = {**fp32, **{name: OnnxBackend(path, device="cpu") for name, path in int8_files.items()}}
+    preprocessing = SmolVLMPreprocessing.from_dir(directory)
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this picture in detail."}]}
+    ]
+    settings = GenerationSettings(max_new_tokens=INT8_CHECK_TOKENS)
+    photos = parity_photos()
+    for i, photo in enumerate(photos):
+        tiles, rows, cols = preprocessing(photo)
+        ids = prompt_ids(directory, messages, rows, cols, meta["image_seq_len"])
+        said = []
+        for graphs in (fp32, int8):
+            features = graphs["vision_encoder"].run({"pixel_values": tiles})["image_features"]
+            steps = SmolVLMDecoderSteps(graphs["embed_tokens"], graphs["decoder"], features, meta)
+            said.append(generate(steps, ids, settings, meta["eos_token_ids"], 0).token_ids)
+        if said[0] != said[1]:
+            raise ExportError(
+                f"The int8 language model words example photo {i + 1} differently from full precision, so it was not "
+                "saved; the model keeps running in full precision."
+            )
+    return {"greedy_identical_on_photos": len(photos), "greedy_tokens_checked": INT8_CHECK_TOKENS}
