@@ -10,36 +10,14 @@ import re
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.helpers import launched_app, outputs_and_toasts, write_test_files
+from tests.helpers import outputs_and_toasts, write_test_files
 
 SPEECH_OFF = (False, "auto", 175, "", False)  # speak, source, words per minute, server voice, browser can speak
 
 
 @pytest.fixture(scope="module")
-def describe_app(tmp_path_factory, describe_models_dir, tiny_smolvlm_dir):
-    yield from launched_app(
-        tmp_path_factory, "describe-app-models", describe_models_dir, {"describe": tiny_smolvlm_dir}
-    )
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory, photos):
     return write_test_files(tmp_path_factory.mktemp("describe-files"), photos)
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_smolvlm_dir, describe_models_dir):
-    """DescribeTask in PyTorch, run directly: answer(photo, history, request) -> result."""
-    from studio.tasks.describe import DescribeTask, conversation
-
-    task = DescribeTask.load(str(tiny_smolvlm_dir), describe_models_dir, backend="torch", device="cpu")
-
-    def answer(photo, history, request, max_new_tokens):
-        return task.respond(
-            task.encode(str(photo)), conversation(history, request, False), max_new_tokens=max_new_tokens
-        )
-
-    return answer
 
 
 def _announced(html: str) -> str:
@@ -54,7 +32,7 @@ def _said(message: dict) -> str:
     return "".join(part.get("text", "") for part in content)
 
 
-def test_detailed_description_is_the_models(describe_app, files, tiny_smolvlm_dir, reference):
+def test_detailed_description_is_the_models(describe_app, files, tiny_smolvlm_dir, describe_reference):
     from studio.tasks.describe import DETAIL_PROMPT, MAX_NEW_TOKENS
 
     client = Client(describe_app[0], verbose=False)
@@ -62,27 +40,29 @@ def test_detailed_description_is_the_models(describe_app, files, tiny_smolvlm_di
     text, announce, _, timing, badge, _ = client.predict(
         handle_file(files["chelsea"]), False, *runtime, *SPEECH_OFF, api_name="/caption_detailed"
     )
-    expected = reference(files["chelsea"], [], DETAIL_PROMPT, MAX_NEW_TOKENS["detail"])
+    expected = describe_reference(files["chelsea"], [], DETAIL_PROMPT, MAX_NEW_TOKENS["detail"])
     assert text == expected.text and _announced(announce) == expected.text
     assert "First words after" in timing and "ONNX Runtime" in badge
 
 
-def test_conversation_carries_the_history_and_new_photo_starts_over(describe_app, files, tiny_smolvlm_dir, reference):
+def test_conversation_carries_the_history_and_new_photo_starts_over(
+    describe_app, files, tiny_smolvlm_dir, describe_reference
+):
     from studio.tasks.describe import MAX_NEW_TOKENS
 
     client = Client(describe_app[0], verbose=False)
     runtime = (str(tiny_smolvlm_dir), "onnx", "cpu")
     photo = handle_file(files["coffee"])
     first = client.predict(photo, "What is this?", False, *runtime, *SPEECH_OFF, api_name="/converse")
-    one = reference(files["coffee"], [], "What is this?", MAX_NEW_TOKENS["answer"])
+    one = describe_reference(files["coffee"], [], "What is this?", MAX_NEW_TOKENS["answer"])
     assert _said(first[0][-1]) == one.text and first[-1] == ""
     second = client.predict(photo, "Is it hot?", False, *runtime, *SPEECH_OFF, api_name="/converse")
     history = [{"question": "What is this?", "answer": one.model_text}]
-    two = reference(files["coffee"], history, "Is it hot?", MAX_NEW_TOKENS["answer"])
+    two = describe_reference(files["coffee"], history, "Is it hot?", MAX_NEW_TOKENS["answer"])
     assert [_said(m) for m in second[0]][-2:] == ["Is it hot?", two.text] and len(second[0]) == 4
     client.predict(api_name="/ask_new_photo")
     third = client.predict(photo, "Is it hot?", False, *runtime, *SPEECH_OFF, api_name="/converse")
-    alone = reference(files["coffee"], [], "Is it hot?", MAX_NEW_TOKENS["answer"])
+    alone = describe_reference(files["coffee"], [], "Is it hot?", MAX_NEW_TOKENS["answer"])
     assert len(third[0]) == 2 and _said(third[0][-1]) == alone.text
 
 
