@@ -5,6 +5,8 @@ sentences handed out as soon as they are complete, people's looks left out unles
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -167,6 +169,10 @@ def test_service_streams_then_reports(describe_models_dir, tiny_smolvlm_dir, pho
     assert 0 < done["time_to_first_token_ms"] <= done["latency_ms"]
     follow_up = service(photos["coffee"], question="Is it hot?", history=done["history"], runtime=runtime)
     assert follow_up["picture_cached"] and follow_up["turn"] == 2 and len(follow_up["history"]) == 2
+    stop = threading.Event()
+    stop.set()  # Stop pressed: generation ends after the token being made, and what was said is kept
+    stopped = service(photos["coffee"], question="Is it hot?", runtime=runtime, stop=stop)
+    assert stopped["stopped"] and stopped["tokens"] == 1
 
 
 def test_int8_language_model_is_kept_only_if_greedy_words_stay_the_same(describe_models_dir, tmp_path):
