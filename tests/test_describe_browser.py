@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.helpers import REPO, open_page, screenshot_on_failure, toggle_accordion
+from tests.helpers import REPO, WAIT_MS, open_page, screenshot_on_failure, toggle_accordion
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def test_detailed_description_is_spoken_sentence_by_sentence(describe_app, brows
     page = new_page(browser, url, "Caption")
     with screenshot_on_failure(page, artifacts / "browser-describe-caption-FAILED.png"):
         page.locator("#cap-photo input[type=file]").set_input_files(str(PHOTO))
-        expect(page.locator("#cap-photo img").first).to_be_visible()
+        expect(page.locator("#cap-photo img").first).to_be_visible(timeout=WAIT_MS)
         toggle_accordion(page, "Speech")
         page.get_by_role("radio", name="This browser's voice", exact=True).check()
         toggle_accordion(page, "What to say")
@@ -54,11 +54,11 @@ def test_detailed_description_is_spoken_sentence_by_sentence(describe_app, brows
         page.keyboard.press("Alt+Shift+D")
 
         announce = page.locator("#cap-announce")
-        expect(announce).to_have_text(expected.text)
+        expect(announce).to_have_text(expected.text, timeout=WAIT_MS)
         expect(page.locator("#cap-text textarea")).to_have_value(expected.text)
         expect(page.locator("#cap-timing")).to_contain_text(re.compile(r"First words after \d+ ms"))
-        expect(page.locator("#cap-runtime")).to_contain_text("Runs on: ONNX Runtime")
-        page.wait_for_function(f"() => window.__spoken.length >= {len(expected.sentences)}")
+        expect(page.locator("#cap-runtime")).to_contain_text("Runs on: ONNX Runtime", timeout=WAIT_MS)
+        page.wait_for_function(f"() => window.__spoken.length >= {len(expected.sentences)}", timeout=WAIT_MS)
         assert page.evaluate("window.__spoken") == [s.text for s in expected.sentences]
         page.screenshot(path=str(artifacts / "browser-describe-caption-detailed.png"), full_page=True)
     page.context.close()
@@ -74,7 +74,7 @@ def test_conversation_about_one_photo(describe_app, browser, artifacts, describe
     page = new_page(browser, url, "Ask")
     with screenshot_on_failure(page, artifacts / "browser-describe-ask-FAILED.png"):
         page.locator("#ask-image input[type=file]").set_input_files(str(PHOTO))
-        expect(page.locator("#ask-image img").first).to_be_visible()
+        expect(page.locator("#ask-image img").first).to_be_visible(timeout=WAIT_MS)
         page.get_by_role("radio", name=re.compile("^Conversation")).check()
         expect(page.locator("#ask-converse")).to_be_visible()
         expect(page.locator("#ask-submit")).to_be_hidden()
@@ -83,14 +83,14 @@ def test_conversation_about_one_photo(describe_app, browser, artifacts, describe
         page.keyboard.press("Alt+Shift+Q")
         page.keyboard.type("What is this?")
         page.keyboard.press("Enter")
-        expect(announce).to_have_text(first.text)
+        expect(announce).to_have_text(first.text, timeout=WAIT_MS)
         expect(box).to_have_value("")
         box.fill("Is it hot?")
         box.press("Enter")
-        expect(announce).to_have_text(second.text)
+        expect(announce).to_have_text(second.text, timeout=WAIT_MS)
         chat = page.locator("#ask-chat")
         for said in ("What is this?", first.text, "Is it hot?", second.text):
-            expect(chat).to_contain_text(said)
+            expect(chat).to_contain_text(said, timeout=WAIT_MS)
         page.screenshot(path=str(artifacts / "browser-describe-ask-conversation.png"), full_page=True)
         page.locator("#ask-new-photo").click()
         expect(announce).to_have_text("Started over: give a new picture.")

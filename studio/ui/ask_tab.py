@@ -140,7 +140,71 @@ class AskTab:
             audio = self.speech(result["text"], *speech) if speak else None
             self.trial.output(result, result["text"], speech=speech, picture=image, confidence=result["confidence"])
             shown = chat + [{"role": "assistant", "content": result["text"]}]
-            yield shown, announce, sentence, timing, badge, audio, result["history"], ""
+            # The model's own words go back into the prompt; the chat shows what was said (hedged, looks left out).
+            history = [*result["history"][:-1], {**result["history"][-1], "said": result["text"]}]
+            yield shown, announce, sentence, timing, badge, audio, history, ""
+
+    def submit_quick(
+        self,
+        mode,
+        image,
+        question,
+        describe_people,
+        model,
+        backend,
+        device,
+        speak,
+        source,
+        wpm,
+        voice,
+        can_speak,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """Enter in the question box, in the quick mode: `ask` (nothing in the conversation mode)."""
+        if mode != "quick":
+            return (gr.skip(),) * 6
+        return self.ask(
+            image, question, describe_people, model, backend, device, speak, source, wpm, voice, can_speak, progress
+        )
+
+    def submit_conversation(
+        self,
+        mode,
+        image,
+        question,
+        history,
+        describe_people,
+        model,
+        backend,
+        device,
+        speak,
+        source,
+        wpm,
+        voice,
+        can_speak,
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """Enter in the question box, in the conversation mode: `converse` (nothing in the quick mode)."""
+        if mode != "conversation":
+            yield (gr.skip(),) * 8
+            return
+        yield from self.converse(
+            image,
+            question,
+            history,
+            describe_people,
+            model,
+            backend,
+            device,
+            speak,
+            source,
+            wpm,
+            voice,
+            can_speak,
+            request,
+            progress,
+        )
 
     def stop_conversation(self, request: gr.Request):
         """Stops this session's answer being written (Stop button, Alt+Shift+S)."""
@@ -160,10 +224,11 @@ class AskTab:
 
 
 def _chat(history: list[dict]) -> list[dict]:
-    """The conversation as the chat box shows it (the model's words as said; the phrased ones are in the log)."""
+    """The conversation as the chat box shows it: each answer as it was said."""
     chat = []
     for turn in history:
-        chat += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": turn["answer"]}]
+        said = turn.get("said", turn["answer"])
+        chat += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": said}]
     return chat
 
 
@@ -254,13 +319,8 @@ def build(ctx) -> None:
     talk_outputs = [chat, announce, said_sentence, timing, badge, audio, history, question]
     converse_btn.click(tab.converse, talk_inputs, talk_outputs, api_name="converse")
     # Enter asks in the chosen way; each listener leaves the other mode's questions alone.
-    question.submit(_when("quick", tab.ask, len(outputs)), [mode, *inputs], outputs, api_name=False)
-    question.submit(
-        _when("conversation", tab.converse, len(talk_outputs)),
-        [mode, *talk_inputs],
-        talk_outputs,
-        api_name=False,
-    )
+    question.submit(tab.submit_quick, [mode, *inputs], outputs, api_name=False)
+    question.submit(tab.submit_conversation, [mode, *talk_inputs], talk_outputs, api_name=False)
     stop_btn.click(tab.stop_conversation, None, None, api_name="ask_stop")
     new_btn.click(_new_photo, None, [image, history, chat, question, announce], api_name="ask_new_photo")
     image.change(lambda: ([], []), None, [history, chat], api_name=False)
@@ -269,25 +329,3 @@ def build(ctx) -> None:
     speech.speak_sentences_after(said_sentence, "ask")
     recording.stop_recording(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name="transcribe")
     recording.upload(tab.listen, [recording, stt.model, stt.device], [question, heard], api_name=False)
-
-
-def _when(wanted: str, handler, n_outputs: int):
-    """A submit handler that runs `handler` only in mode `wanted` (Enter in the question box asks either way)."""
-    import inspect
-
-    if inspect.isgeneratorfunction(getattr(handler, "__func__", handler)):
-
-        def streaming(mode, *args, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-            if mode != wanted:
-                yield (gr.skip(),) * n_outputs
-                return
-            yield from handler(*args, request=request, progress=progress)
-
-        return streaming
-
-    def plain(mode, *args, progress=gr.Progress(track_tqdm=True)):
-        if mode != wanted:
-            return (gr.skip(),) * n_outputs
-        return handler(*args, progress=progress)
-
-    return plain
