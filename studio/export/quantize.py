@@ -81,7 +81,9 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
     if check is not None:
         progress(0.95, "Comparing int8 with fp32 answers on the example photos…")
         try:
-            entry.update(check(directory, {name: directory / e["file"] for name, e in entries.items()}))
+            entry.update(
+                check(directory, {name: directory / e["file"] for name, e in entries.items()}, parity_photos())
+            )
         except ExportError:
             for e in entries.values():
                 (directory / e["file"]).unlink(missing_ok=True)

@@ -477,12 +477,13 @@ def parity_inputs(files_dir: Path, photos: list, model=None) -> dict[str, dict[s
 INT8_CHECK_TOKENS = 24
 
 
-def check_int8(directory: Path, int8_files: dict[str, Path]) -> dict:
+def check_int8(directory: Path, int8_files: dict[str, Path], photos: list) -> dict:
     """Accepts the int8 language model only if greedy decoding says exactly what fp32 says on the example photos.
 
     Args:
         directory: The export folder (fp32 graphs, processor files, manifest).
         int8_files: The int8 graphs by name.
+        photos: The example photos (RGB PIL images) every export is checked on.
 
     Returns:
         What to record in the manifest's int8 entry.
@@ -492,7 +493,6 @@ def check_int8(directory: Path, int8_files: dict[str, Path]) -> dict:
     """
     from studio.backends.onnx import OnnxBackend
     from studio.errors import ExportError
-    from studio.export.exporter import parity_photos
 
     meta = json.loads((Path(directory) / "manifest.json").read_text())["metadata"]
     fp32 = {
@@ -505,7 +505,6 @@ def check_int8(directory: Path, int8_files: dict[str, Path]) -> dict:
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this picture in detail."}]}
     ]
     settings = GenerationSettings(max_new_tokens=INT8_CHECK_TOKENS)
-    photos = parity_photos()
     for i, photo in enumerate(photos):
         tiles, rows, cols = preprocessing(photo)
         ids = prompt_ids(directory, messages, rows, cols, meta["image_seq_len"])
