@@ -13,6 +13,7 @@ order as transformers, so that near-ties break the same way and a test can compa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -86,8 +87,9 @@ def generate(
     steps: DecoderSteps,
     prompt_ids: list[int],
     settings: GenerationSettings,
-    eos_token_id: int,
+    eos_token_id: int | tuple[int, ...] | list[int],
     pad_token_id: int,
+    on_token: Callable[[int, float], bool] | None = None,
 ) -> GenerationResult:
     """Decodes one prompt greedily or with beam search, as transformers' `generate(do_sample=False)` would.
 
@@ -95,9 +97,12 @@ def generate(
         steps: The decoder. For beam search it sees `num_beams` rows: the prompt is repeated before `prefill`.
         prompt_ids: The prompt's token ids (at least one), e.g. a BOS token or a question.
         settings: Search and logits-processing settings.
-        eos_token_id: The token that ends a sequence.
+        eos_token_id: The token that ends a sequence, or several (greedy search stops at any of them, as
+            transformers does with a list; beam search takes the first).
         pad_token_id: Accepted for parity with transformers; it only fills the unused tail of beam buffers and never
             appears in a result.
+        on_token: Greedy search only: called with each new token and its raw log-probability as soon as it is
+            chosen (streaming); returning False stops generation there, keeping the tokens so far.
 
     Returns:
         The best sequence: its tokens, their raw log-probabilities, and its score.
@@ -106,9 +111,10 @@ def generate(
         ValueError: If the prompt is empty or a setting is out of range.
     """
     _check(prompt_ids, settings)
+    eos_ids = tuple(eos_token_id) if isinstance(eos_token_id, (tuple, list)) else (eos_token_id,)
     if settings.num_beams == 1:
-        return _greedy_search(steps, prompt_ids, settings, eos_token_id)
-    return _beam_search(steps, prompt_ids, settings, eos_token_id, pad_token_id)
+        return _greedy_search(steps, prompt_ids, settings, eos_ids, on_token)
+    return _beam_search(steps, prompt_ids, settings, eos_ids[0], pad_token_id)
 
 
 def _check(prompt_ids: list[int], settings: GenerationSettings) -> None:
@@ -134,7 +140,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _process(
-    scores: np.ndarray, sequences: np.ndarray, prompt_len: int, settings: GenerationSettings, eos: int
+    scores: np.ndarray, sequences: np.ndarray, prompt_len: int, settings: GenerationSettings, eos: int | tuple
 ) -> np.ndarray:
     """Applies the enabled logits processors to (B, V) scores, given each row's tokens so far (B, T)."""
     # Same order as transformers' _get_logits_processor: repetition penalty, no-repeat n-gram, min new tokens. (For
@@ -162,12 +168,16 @@ def _process(
         rows, starts = np.nonzero(matches)
         scores[rows, windows[rows, starts, -1]] = -np.inf
     if sequences.shape[1] - prompt_len < settings.min_new_tokens:
-        scores[:, eos] = -np.inf
+        scores[:, list(eos) if isinstance(eos, tuple) else eos] = -np.inf
     return scores
 
 
 def _greedy_search(
-    steps: DecoderSteps, prompt_ids: list[int], settings: GenerationSettings, eos: int
+    steps: DecoderSteps,
+    prompt_ids: list[int],
+    settings: GenerationSettings,
+    eos: tuple[int, ...],
+    on_token: Callable[[int, float], bool] | None = None,
 ) -> GenerationResult:
     """Picks the highest processed score at each step until eos or max_new_tokens (transformers' `_sample`)."""
     sequence = np.asarray([prompt_ids], dtype=np.int64)
@@ -182,7 +192,8 @@ def _greedy_search(
         result.token_ids.append(token)
         result.token_logprobs.append(float(_log_softmax(logits[0])[token]))
         sequence = np.concatenate([sequence, [[token]]], axis=1)
-        if token == eos or produced == settings.max_new_tokens:
+        wanted = on_token(token, result.token_logprobs[-1]) if on_token is not None else True
+        if token in eos or produced == settings.max_new_tokens or wanted is False:
             break
         logits, state = steps.step(np.asarray([[token]], dtype=np.int64), state)
     result.score = float(np.sum(result.token_logprobs, dtype=np.float64))

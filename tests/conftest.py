@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.fixtures.ask import *  # noqa: F401,F403
 from tests.fixtures.caption import *  # noqa: F401,F403
+from tests.fixtures.describe import *  # noqa: F401,F403
 from tests.fixtures.finetune import *  # noqa: F401,F403
 from tests.fixtures.read_text import *  # noqa: F401,F403
 from tests.fixtures.search import *  # noqa: F401,F403

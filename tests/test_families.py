@@ -36,7 +36,13 @@ FAMILIES = sorted(set(_MODULES) | set(FAMILY_BY_ARCHITECTURE.values()))
 TASK_OF = {row.family: row.task for row in REGISTRY}
 EXPORTABLE = [f for f in FAMILIES if f in MAKERS and getattr(get_family(f), "EXPORTABLE", True)]
 PYTORCH_ONLY = [f for f in FAMILIES if f in MAKERS and f not in EXPORTABLE]
-QUANTIZABLE = [f for f in EXPORTABLE if any(spec.quantizable for spec in get_family(f).GRAPHS)]
+# A family that asks more of int8 than close outputs (`check_int8`: SmolVLM's same greedy words) tests that itself
+# (tests/test_describe_parity.py): on a tiny random model the answer may rightly be a refusal.
+QUANTIZABLE = [
+    f
+    for f in EXPORTABLE
+    if any(spec.quantizable for spec in get_family(f).GRAPHS) and not hasattr(get_family(f), "check_int8")
+]
 
 
 def tiny_model(request, family: str) -> Path:

@@ -15,6 +15,8 @@ PINNED_AT_FIRST_DOWNLOAD = {
     "dandelin/vilt-b32-finetuned-vqa",
     "Salesforce/blip-vqa-base",
     "openai/whisper-tiny.en",
+    "HuggingFaceTB/SmolVLM-256M-Instruct",
+    "HuggingFaceTB/SmolVLM-500M-Instruct",
 }
 
 

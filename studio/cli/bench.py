@@ -30,6 +30,7 @@ BENCHES = {
     "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
     "read-text": Bench("studio.bench.read_text", runs=20),
     "search": Bench("studio.bench.search", runs=200, batch=True, batch_size=32, vectors=True),
+    "vlm": Bench("studio.bench.vlm", runs=3, int8=True),
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Literal task names (studio.registry's tasks): building the parser must not import the registry's dependencies.
-TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "video", "av-events", "read-text")
+TASKS = ("zero-shot", "caption", "vqa", "speech-to-text", "video", "av-events", "read-text", "describe")
 BACKENDS = ("auto", "onnx", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 

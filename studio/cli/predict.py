@@ -219,6 +219,47 @@ def _read_text(args) -> dict:
     )
 
 
+# describe ----------------------------------------------------------------------------------------------------------
+
+
+def _describe_args(p):
+    p.add_argument("--image", required=True, help="image file")
+    p.add_argument("--detail", action="store_true", help="a description in a few sentences (default: one sentence)")
+    p.add_argument(
+        "--question",
+        action="append",
+        default=None,
+        help="a question about the picture; repeat it for a conversation, each answered with the earlier ones",
+    )
+    p.add_argument("--describe-people", action="store_true", help="keep words about people's age and looks")
+    p.add_argument(
+        "--no-split", action="store_true", help="look at the whole picture once instead of in tiles (faster)"
+    )
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    add_runtime(p, help_model="the vision-language model (default: SmolVLM 256M Instruct)")
+
+
+def _describe(args) -> dict:
+    from studio.services.describe import DescribeService
+
+    service = DescribeService(loaded_models(args))
+    common = dict(
+        describe_people=args.describe_people,
+        split=False if args.no_split else None,
+        max_new_tokens=args.max_new_tokens,
+        runtime=runtime_of(args),
+        progress=tqdm_progress("Describing"),
+    )
+    if not args.question:
+        return service(args.image, detail=args.detail, **common)
+    history, turns = [], []
+    for question in args.question:
+        out = service(args.image, question=question, history=history, **common)
+        history = out["history"]
+        turns.append({k: out[k] for k in ("question", "text", "tokens", "time_to_first_token_ms", "confidence")})
+    return {**out, "turns": turns}
+
+
 def _options(args, *names: str) -> dict:
     """The arguments of these names, as keyword arguments of a service (they share their names)."""
     return {name: getattr(args, name) for name in names}
@@ -235,5 +276,11 @@ PREDICT: dict[str, Command] = {
     ),
     "read-text": Command(
         "read the text in an image: lines with boxes, in reading order", _read_text_args, _read_text, True
+    ),
+    "describe": Command(
+        "describe a picture in sentences, or answer questions about it in a conversation (SmolVLM)",
+        _describe_args,
+        _describe,
+        True,
     ),
 }

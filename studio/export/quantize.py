@@ -76,6 +76,18 @@ def quantize_export(directory: Path, progress: Progress = no_progress, min_cosin
             + (", weight MatMuls only" if spec.int8_weights_only else ""),
         }
     entry = {"graphs": entries, "min_cosine_required": min_cosine}
+    # A family can ask more of int8 than close outputs (SmolVLM: the same greedy words on the example photos).
+    check = getattr(family, "check_int8", None)
+    if check is not None:
+        progress(0.95, "Comparing int8 with fp32 answers on the example photos…")
+        try:
+            entry.update(
+                check(directory, {name: directory / e["file"] for name, e in entries.items()}, parity_photos())
+            )
+        except ExportError:
+            for e in entries.values():
+                (directory / e["file"]).unlink(missing_ok=True)
+            raise
     manifest.setdefault("variants", {})[VARIANT] = entry
     write_json_atomic(directory / MANIFEST, manifest)
     progress(1.0, "int8 variant saved.")

@@ -47,6 +47,7 @@ _MODULES = {
     "clap": "studio.families.clap",
     "xclip": "studio.families.xclip",
     "ppocr": "studio.families.ppocr",
+    "smolvlm": "studio.families.smolvlm",
 }
 
 # Which family runs a model folder, by the class named in its config.json ("architectures"), else its model_type.
@@ -61,6 +62,7 @@ FAMILY_BY_ARCHITECTURE = {
     "ASTForAudioClassification": "ast",
     "ClapModel": "clap",
     "XCLIPModel": "xclip",
+    "SmolVLMForConditionalGeneration": "smolvlm",
 }
 FAMILY_BY_MODEL_TYPE = {"clip": "clip", "audio-spectrogram-transformer": "ast", "clap": "clap"}
 

@@ -133,11 +133,13 @@ document.addEventListener("keydown", (event) => {
   }
   if (!(event.altKey && event.shiftKey)) return;
   if (event.code === "KeyD") {
-    const button = visible("#cap-describe-photo, #cap-describe-camera");
+    const button = visible("#cap-describe-photo, #cap-describe-detail, #cap-describe-camera");
     if (button) { event.preventDefault(); button.click(); }
   } else if (event.code === "KeyS") {
     event.preventDefault();
     window.studioStopVoices();  // studio/ui/a11y.py: the browser's voice and every server voice, shadow DOM too
+    const stop = visible("#cap-stop, #ask-stop");  // a description or answer still being written stops too
+    if (stop) stop.click();
   } else if (event.code === "KeyQ") {
     const box = visible("#ask-question textarea, #ask-question input");
     if (box) { event.preventDefault(); box.focus(); }

@@ -25,6 +25,7 @@ from studio.ui.components import (
     session_of,
     ui_progress,
 )
+from studio.ui.describe_stream import DescribeStreams
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
 from studio.ui.trial_panel import TrialHook
@@ -32,7 +33,12 @@ from studio.ui.trial_panel import TrialHook
 log = logging.getLogger(__name__)
 
 TASK = "caption"
-VERBOSITY_CHOICES = [("Short (a few words)", "short"), ("Detailed (a fuller sentence, slower)", "detailed")]
+DESCRIBE_TASK = "describe"
+VERBOSITY_CHOICES = [
+    ("Short (a few words)", "short"),
+    ("Fuller sentence (slower)", "detailed"),
+    ("Detailed: a few sentences, spoken while written (vision-language model)", "vlm"),
+]
 
 
 class CaptionTab:
@@ -49,6 +55,7 @@ class CaptionTab:
         self.warn_once = WarnOnce("Caption")
         self.speech = ServerSpeech()
         self.said = 0
+        self.streams = DescribeStreams(loaded, "cap-announce")
 
     def narrator(self, session: str, interval: float, threshold: float) -> Narrator:
         narrator = self.narrators.setdefault(session, Narrator())
@@ -112,6 +119,38 @@ class CaptionTab:
             runtime_badge(result["runtime"]),
             f"{self.said}|{text}",
         )
+
+    def describe_detailed(
+        self,
+        image,
+        describe_people,
+        model,
+        backend,
+        device,
+        speak,
+        source,
+        wpm,
+        voice,
+        can_speak,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        """Describes the photo in a few sentences with the vision-language model, each spoken as soon as written."""
+        speech = (speak, source, wpm, voice, can_speak)
+        runtime = Runtime(model, backend, device)
+        options = {"detail": True, "describe_people": describe_people, "runtime": runtime}
+        for text, announce, sentence, timing, badge, result in self.streams.run(
+            session_of(request), image, progress, **options
+        ):
+            audio = gr.skip()
+            if result is not None:
+                audio = self.spoken(result["text"], speech, gr.Warning) or gr.skip()
+                self.trial.output(result, result["text"], speech=speech, settings={"verbosity": "vlm"}, picture=image)
+            yield text, announce, sentence, timing, badge, audio
+
+    def stop_detailed(self, request: gr.Request):
+        """Stops this session's detailed description (Stop button, Alt+Shift+S)."""
+        self.streams.stop(session_of(request))
 
     def describe_frame(
         self,
@@ -203,8 +242,16 @@ def _settings(prefix, describe_people, beams, max_new_tokens, repetition_penalty
 def _verbosity_values(verbosity: str):
     from studio.tasks.caption import VERBOSITY
 
+    if verbosity not in VERBOSITY:  # the vision-language model: BLIP's decoding controls do not apply
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     s = VERBOSITY[verbosity]
     return s.num_beams, s.max_new_tokens, s.repetition_penalty, s.no_repeat_ngram_size
+
+
+def _describe_buttons(verbosity: str):
+    """The photo's describe button for the chosen length: BLIP's, or the vision-language model's with Stop."""
+    detailed = verbosity == "vlm"
+    return gr.update(visible=not detailed), gr.update(visible=detailed), gr.update(visible=detailed)
 
 
 def build(ctx) -> None:
@@ -214,7 +261,7 @@ def build(ctx) -> None:
     gr.Markdown(
         "## Describe what the camera sees\n"
         "Give a photo or start the camera. The description is shown, announced to screen readers, and spoken.  \n"
-        "**Keyboard:** Alt+Shift+D describes now · Alt+Shift+S stops speaking."
+        "**Keyboard:** Alt+Shift+D describes now · Alt+Shift+S stops speaking (and a detailed description)."
     )
     with gr.Row():
         with gr.Column(scale=1):
@@ -224,6 +271,11 @@ def build(ctx) -> None:
                         sources=["upload", "clipboard"], type="filepath", label="Photo to describe", elem_id="cap-photo"
                     )
                     describe_btn = gr.Button("Describe photo", variant="primary", elem_id="cap-describe-photo")
+                    with gr.Row():
+                        detail_btn = gr.Button(
+                            "Describe photo in detail", variant="primary", elem_id="cap-describe-detail", visible=False
+                        )
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="cap-stop", visible=False)
                     example_photos(photo)
                 with gr.Tab("Camera", id="cap-camera-tab"):
                     live = gr.Checkbox(
@@ -250,6 +302,7 @@ def build(ctx) -> None:
             caption = gr.Textbox(label="Description", lines=3, interactive=False, elem_id="cap-text")
             announce = gr.HTML(live_region("", "cap-announce"), label="Announced description")
             said, audio = spoken_outputs("cap", "description")
+            said_sentence = gr.Textbox(visible=False, label="Last sentence said")
             timing = gr.Markdown("", elem_id="cap-timing")
             badge = gr.Markdown(runtime_badge(None), elem_id="cap-runtime", elem_classes=["studio-badge"])
 
@@ -269,6 +322,15 @@ def build(ctx) -> None:
             ngram = gr.Slider(0, 4, value=0, step=1, label="Never repeat phrases of this length", elem_id="cap-ngram")
     with gr.Accordion("Model and runtime", open=False):
         panel = build_model_panel(TASK, "cap", ctx.models_dir, ctx.models.get(TASK), ctx.loaded)
+    with gr.Accordion("Detailed description model", open=False):
+        vlm = build_model_panel(
+            DESCRIBE_TASK,
+            "capvlm",
+            ctx.models_dir,
+            ctx.models.get(DESCRIBE_TASK),
+            ctx.loaded,
+            what="Detailed description",
+        )
 
     what = [prefix, describe_people, beams, max_new, rep, ngram, panel.model, panel.backend, panel.device]
     outputs = [caption, announce, audio, timing, badge, said]
@@ -287,3 +349,12 @@ def build(ctx) -> None:
     now_btn.click(tab.describe_now, None, None, api_name="caption_now")
     camera.clear(tab.stop_stream, None, None, api_name=False)
     verbosity.change(_verbosity_values, [verbosity], [beams, max_new, rep, ngram], api_name=False)
+    verbosity.change(_describe_buttons, [verbosity], [describe_btn, detail_btn, stop_btn], api_name=False)
+    detail_btn.click(
+        tab.describe_detailed,
+        [photo, describe_people, vlm.model, vlm.backend, vlm.device, *speech.inputs],
+        [caption, announce, said_sentence, timing, badge, audio],
+        api_name="caption_detailed",
+    )
+    stop_btn.click(tab.stop_detailed, None, None, api_name="caption_stop")
+    speech.speak_sentences_after(said_sentence, "cap")

@@ -40,6 +40,25 @@ _SPEAK_JS = """
 }
 """
 
+# The same for a description spoken sentence by sentence while it is generated ("N|K|sentence"): the first sentence
+# (K = 0) cuts off whatever was being said, later ones queue behind it.
+_SPEAK_SENTENCE_JS = """
+(said, speak, source, wpm, canSpeak) => {
+  const match = /^\\d+\\|(\\d+)\\|([\\s\\S]*)$/.exec(String(said || ""));
+  const synth = window.speechSynthesis;
+  if (!match || !match[2]) return;
+  const useBrowser = speak && synth && (source === "browser" || (source === "auto" && canSpeak));
+  if (!useBrowser) return;
+  if (match[1] === "0") synth.cancel();
+  const utterance = new SpeechSynthesisUtterance(match[2]);
+  utterance.rate = Math.min(10, Math.max(0.1, wpm / 175));
+  const chosen = document.getElementById("{prefix}-browser-voice");
+  const voice = synth.getVoices().find(v => chosen && v.name === chosen.value);
+  if (voice) utterance.voice = voice;
+  synth.speak(utterance);
+}
+"""
+
 # On page load: report whether this browser can speak (voices may arrive a moment after the page).
 VOICES_JS = """
 () => new Promise(resolve => {
@@ -81,6 +100,16 @@ class SpeechPanel:
     @property
     def inputs(self) -> list:
         return [self.speak, self.source, self.wpm, self.voice, self.can_speak]
+
+    def speak_sentences_after(self, text_component, prefix: str) -> None:
+        """Speaks each sentence put in `text_component` ("N|K|sentence") in the browser, queued behind the one
+        before (K = 0 starts a new answer and cuts off the last one)."""
+        text_component.change(
+            None,
+            [text_component, self.speak, self.source, self.wpm, self.can_speak],
+            None,
+            js=_SPEAK_SENTENCE_JS.replace("{prefix}", prefix),
+        )
 
     def speak_after(self, text_component, prefix: str) -> None:
         """Speaks `text_component`'s new value in the browser whenever it changes."""

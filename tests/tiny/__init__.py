@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.tiny import ast, blip, clap, clip, video_classifier, vilt, whisper, xclip
+from tests.tiny import ast, blip, clap, clip, smolvlm, video_classifier, vilt, whisper, xclip
 
 # family (a key of studio.families._MODULES) -> make(out_dir) -> out_dir, the tiny model folder written there
 MAKERS: dict[str, Callable[[Path], Path]] = {
@@ -26,4 +26,5 @@ MAKERS: dict[str, Callable[[Path], Path]] = {
     "ast": ast.make_tiny_ast,
     "clap": clap.make_tiny_clap,
     "xclip": xclip.make_tiny_xclip,
+    "smolvlm": smolvlm.make_tiny_smolvlm,
 }

@@ -135,3 +135,21 @@ def write_roberta_vocab(out: Path) -> Path:
     (out / "vocab.json").write_text(json.dumps(vocab))
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return out
+
+
+# SmolVLM (GPT-2's BPE standing in for SmolLM2's) --------------------------------------------------------------------
+
+
+def write_gpt2_vocab(out: Path) -> Path:
+    """Writes GPT-2's vocab.json (50,257 tokens) and merges.txt, taken from Whisper tiny.en's `tokenizer.json`.
+
+    SmolVLM's tokenizer is SmolLM2's byte-level BPE (49,152 tokens), which no installed package ships; GPT-2's is the
+    same kind of tokenizer (byte-level BPE, same pre-tokenization), so words split into comparable pieces.
+    """
+    data = json.loads((tiny_en_files() / "tokenizer.json").read_text())
+    vocab = {token: index for token, index in data["model"]["vocab"].items() if index < 50257}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return out
