@@ -12,7 +12,18 @@ import sys
 from pathlib import Path
 
 from studio.cli.bench import BENCH
-from studio.cli.common import TASKS, Command, Group, add_common, close_bars, models_dir, print_json, say
+from studio.cli.common import (
+    TASKS,
+    Command,
+    Group,
+    add_common,
+    add_serving,
+    close_bars,
+    models_dir,
+    print_json,
+    say,
+    serving_plan,
+)
 from studio.cli.finetune import FINETUNE
 from studio.cli.models import COMMANDS as MODEL_COMMANDS
 from studio.cli.predict import PREDICT
@@ -57,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-pictures", action="store_true", help="with --trial-log: keep each output's picture beside the log"
     )
+    add_serving(parser)
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command")
     for name, entry in COMMANDS.items():
@@ -101,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     command: Command | None = getattr(args, "run", None)
     if command is None:
+        from studio.serving.cluster import start_serving
         from studio.ui.app import launch
 
+        serving, said = start_serving(serving_plan(args), models_dir(args))
+        if serving is not None or args.serve == "auto":
+            say(said)
         launch(
             host=args.host,
             port=args.port,
@@ -112,6 +128,7 @@ def _dispatch(args) -> int:
             trial_log=args.trial_log,
             participant=args.participant,
             keep_pictures=args.keep_pictures,
+            serving=serving,
         )
         return 0
     result = command.run(args)

@@ -58,6 +58,40 @@ def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+def add_serving(p: argparse.ArgumentParser, top: bool = True) -> None:
+    """--serve, --ray-address and --serve-config: where the app's tasks run (the app, and `studio models`)."""
+    if top:
+        p.add_argument(
+            "--serve",
+            choices=("inprocess", "ray", "auto"),
+            default=None,
+            help="run each task in this process (default), on Ray Serve, or on Ray Serve when it can be reached",
+        )
+        p.add_argument(
+            "--ray-address",
+            default=None,
+            metavar="ADDRESS",
+            help="join this Ray cluster (auto, or ray://host:10001), not a new local one; implies --serve ray",
+        )
+    p.add_argument(
+        "--serve-config",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        metavar="FILE",
+        help="a TOML file of per-task deployment settings (replicas, num_cpus, num_gpus, batching...)",
+    )
+
+
+def serving_plan(args: argparse.Namespace):
+    """The `studio.serving.settings.ServingPlan` of --serve, --ray-address and --serve-config."""
+    from studio.serving.settings import ServingPlan, read_config
+
+    address = getattr(args, "ray_address", None)
+    mode = getattr(args, "serve", None) or ("ray" if address else "inprocess")
+    path = getattr(args, "serve_config", None)
+    return ServingPlan(mode=mode, address=address, overrides=read_config(path) if path else {})
+
+
 def add_runtime(p: argparse.ArgumentParser, variant: bool = True, help_model: str | None = None) -> None:
     """--model, --backend, --device (and --variant): which model runs, and on what."""
     p.add_argument(

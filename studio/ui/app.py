@@ -33,6 +33,7 @@ class AppContext:
         models: Preselected model per task (hub id or folder), from `studio --model TASK=...`.
         loaded: The models loaded in this process, shared by every tab's services.
         trial: The trial log (`studio.trial.TrialLog`) while it is on, None while off (`studio.ui.trial_panel`).
+        serving: Ray Serve (`studio.serving.cluster.RayServing`) when tasks are served there, None in-process.
     """
 
     models_dir: Path
@@ -40,10 +41,26 @@ class AppContext:
     demo: gr.Blocks | None = None  # the app being built, for page-load events
     loaded: LoadedModels = None
     trial: object = None
+    serving: object = None
+    _services: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loaded is None:
             self.loaded = LoadedModels(self.models_dir)
+
+    def service(self, service_class):
+        """The one instance of a service the tabs call: in this process, or on its Ray Serve deployment (the same
+        calls either way)."""
+        if service_class not in self._services:
+            service = service_class(self.loaded)
+            if self.serving is not None:
+                from studio.serving.cluster import service_task
+                from studio.serving.proxy import ServedService
+
+                if self.serving.settings(service_task(service_class)).served:
+                    service = ServedService(service, self.serving)
+            self._services[service_class] = service
+        return self._services[service_class]
 
 
 # (tab title, builder): adding a tab is one module and one line here.
@@ -166,6 +183,7 @@ def launch(
     trial_log: Path | None = None,
     participant: str | None = None,
     keep_pictures: bool = False,
+    serving=None,
 ):
     """Builds and serves the app.
 
@@ -179,6 +197,7 @@ def launch(
         trial_log: Start with the trial log on, writing into this folder (`studio.trial`).
         participant: The trial participant's code.
         keep_pictures: Keep each logged output's picture beside the trial log.
+        serving: A connected `studio.serving.cluster.RayServing` to serve the tasks on (None: in this process).
 
     Raises:
         TrialError: The trial log's folder cannot be made, or the participant code is not a code.
@@ -186,7 +205,9 @@ def launch(
     from studio.paths import default_models_dir
     from studio.trial import NO_PARTICIPANT, TrialLog
 
-    ctx = AppContext(models_dir=Path(models_dir) if models_dir else default_models_dir(), models=dict(models or {}))
+    ctx = AppContext(
+        models_dir=Path(models_dir) if models_dir else default_models_dir(), models=dict(models or {}), serving=serving
+    )
     if trial_log is not None:
         ctx.trial = TrialLog(Path(trial_log), participant or NO_PARTICIPANT, keep_pictures)
     ctx.models_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,15 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime
-from studio.ui.components import LenientImage, example_photos, live_region, problem, runtime_badge, ui_progress
+from studio.ui.components import (
+    LenientImage,
+    example_photos,
+    live_region,
+    problem,
+    runtime_badge,
+    service_of,
+    ui_progress,
+)
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, people_checkbox, spoken_outputs
 from studio.ui.trial_panel import TrialHook
@@ -29,10 +37,10 @@ class AskTab:
 
     trial = TrialHook()  # the trial log (build sets the app's)
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.ask import AskService
 
-        self.service = AskService(loaded)
+        self.service = service_of(ctx, AskService)
         self.speech = ServerSpeech()
         self.said = 0
 
@@ -98,7 +106,7 @@ class AskTab:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = AskTab(ctx.loaded)
+    tab = AskTab(ctx)
     tab.trial = TrialHook(ctx, "Ask")
     gr.Markdown(
         "### Ask about what the camera sees\n"

@@ -21,6 +21,7 @@ from studio.ui.components import (
     live_region,
     problem,
     runtime_badge,
+    service_of,
     session_of,
     ui_progress,
 )
@@ -39,10 +40,10 @@ class CaptionTab:
 
     trial = TrialHook()  # the trial log (build sets the app's)
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.caption import CaptionService
 
-        self.service = CaptionService(loaded)
+        self.service = service_of(ctx, CaptionService)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
         self.warn_once = WarnOnce()
@@ -208,7 +209,7 @@ def _verbosity_values(verbosity: str):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = CaptionTab(ctx.loaded)
+    tab = CaptionTab(ctx)
     tab.trial = TrialHook(ctx, "Caption")
     gr.Markdown(
         "### Describe what the camera sees\n"

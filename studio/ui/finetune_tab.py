@@ -11,7 +11,7 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.services.base import Runtime
-from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
+from studio.ui.components import live_region, problem, runtime_badge, service_of, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,10 @@ def confusion_text(classes: list[str], confusion) -> str:
 class FinetuneTab:
     """The tab's state shared by sessions: the classifier store and loaded zero-shot models."""
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.classifiers import ClassifierService
 
-        self.service = ClassifierService(loaded)
+        self.service = service_of(ctx, ClassifierService)
         self.store = self.service.store
         self._cancel: dict[str, threading.Event] = {}
 
@@ -397,7 +397,7 @@ class FinetuneTab:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = FinetuneTab(ctx.loaded)
+    tab = FinetuneTab(ctx)
     names = tab.store.names()
     gr.Markdown(
         "### Teach the model your own classes\n"
