@@ -113,23 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     command: Command | None = getattr(args, "run", None)
     if command is None:
-        from studio.serving.cluster import start_serving
-        from studio.ui.app import launch
-
-        serving, said = start_serving(serving_plan(args), models_dir(args))
-        if serving is not None or args.serve == "auto":
-            say(said)
-        launch(
-            host=args.host,
-            port=args.port,
-            models_dir=models_dir(args),
-            open_browser=not args.no_browser,
-            models=_app_models(args.app_models),
-            trial_log=args.trial_log,
-            participant=args.participant,
-            keep_pictures=args.keep_pictures,
-            serving=serving,
-        )
+        _open_app(args)
         return 0
     result = command.run(args)
     if isinstance(result, int):
@@ -139,6 +123,32 @@ def _dispatch(args) -> int:
             say(notice)
     print_json(result)
     return 0
+
+
+def _open_app(args) -> None:
+    """Serves the app until interrupted, its tasks in this process or on Ray Serve (stopped afterwards)."""
+    from studio.serving.cluster import start_serving
+    from studio.ui.app import launch
+
+    app_models = _app_models(args.app_models)
+    serving, said = start_serving(serving_plan(args), models_dir(args))
+    if serving is not None or args.serve == "auto":
+        say(said)
+    try:
+        launch(
+            host=args.host,
+            port=args.port,
+            models_dir=models_dir(args),
+            open_browser=not args.no_browser,
+            models=app_models,
+            trial_log=args.trial_log,
+            participant=args.participant,
+            keep_pictures=args.keep_pictures,
+            serving=serving,
+        )
+    finally:
+        if serving is not None:
+            serving.shutdown()
 
 
 def _app_models(pairs: list[str]) -> dict[str, str]:

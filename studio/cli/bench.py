@@ -27,6 +27,7 @@ BENCHES = {
     "video": Bench("studio.bench.video", runs=30),
     "av-events": Bench("studio.bench.av_events", runs=5, int8=True),
     "read-text": Bench("studio.bench.read_text", runs=20),
+    "serve": Bench("studio.bench.serve", runs=4),
 }
 
 
@@ -59,7 +60,8 @@ def _runner(bench: Bench):
 
 
 HELP = {
-    "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner"
+    "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner",
+    "serve": "benchmark serving: 1/8/32 concurrent users of the Zero-shot tab, in-process against Ray Serve",
 }
 BENCH: dict[str, Command] = {
     name: Command(HELP.get(name, f"benchmark {name}: ONNX Runtime against PyTorch"), _arguments(b), _runner(b))

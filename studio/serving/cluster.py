@@ -69,7 +69,11 @@ class RayServing:
             raise ServingError(
                 "Ray Serve is not installed here; install it with: pip install 'ray[serve]==2.60.0'."
             ) from None
-        where = self.plan.address or "a new local Ray instance"
+        address = self.plan.address
+        if address and address != "auto" and not address.startswith("ray://"):
+            raise ServingError(
+                f"--ray-address takes auto or ray://host:10001 (a cluster's Ray Client port), not {address}."
+            )
         try:
             if not ray.is_initialized():
                 ray.init(**self._init_options(num_cpus))
@@ -80,8 +84,7 @@ class RayServing:
             if self.started_ray:
                 ray.shutdown()
                 self.started_ray = False
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ServingError(f"Ray Serve could not be reached at {where} ({reason.rstrip('.')}).") from None
+            raise ServingError(_unreachable(address, exc)) from None
         return self
 
     def _init_options(self, num_cpus: int | None) -> dict:
@@ -179,6 +182,16 @@ class RayServing:
             if self.started_ray:
                 ray.shutdown()
                 self.started_ray = False
+
+
+def _unreachable(address: str | None, exc: Exception) -> str:
+    """One sentence for a Ray instance that cannot be joined or started."""
+    if address == "auto" and isinstance(exc, ConnectionError):
+        return "No running Ray cluster was found on this machine (start one with: ray start --head)."
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160].rstrip(".")
+    if address:
+        return f"The Ray cluster at {address} cannot be reached ({reason})."
+    return f"A local Ray instance could not be started ({reason})."
 
 
 def _pythonpath() -> str:

@@ -212,7 +212,9 @@ def launch(
         ctx.trial = TrialLog(Path(trial_log), participant or NO_PARTICIPANT, keep_pictures)
     ctx.models_dir.mkdir(parents=True, exist_ok=True)
     demo = build_app(ctx)
-    demo.queue(default_concurrency_limit=4)
+    # In-process, 4 requests at once share the cores; served on Ray, the replicas do the work and Ray queues the rest,
+    # so more requests may wait there at once (and be batched together).
+    demo.queue(default_concurrency_limit=4 if serving is None else 64)
     demo.launch(
         server_name=host,
         server_port=port,
