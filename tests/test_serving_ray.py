@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,17 +69,19 @@ def _comparable(data, served=False):
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    """A local Ray instance on 2 cores for this module; stopped afterwards, leaving no Ray process behind."""
+    """A local Ray instance on 2 cores for this module, on 127.0.0.1 without a dashboard; stopped afterwards, and none
+    of its processes may be left behind (only this instance's: other Ray instances on the machine are not touched)."""
     import ray
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
+    context = ray.init(
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}},
     )
+    session = Path(context.address_info["session_dir"]).name
     try:
         yield ray
     finally:
@@ -89,7 +89,24 @@ def ray_instance():
 
         serve.shutdown()
         ray.shutdown()
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        while _processes_of(session) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = _processes_of(session)
+        for pid in left:  # ours only: the processes whose command line names this instance's session
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"Ray processes left behind: {left}"
+
+
+def _processes_of(session: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if session.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
 @pytest.fixture(scope="module")
