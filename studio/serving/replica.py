@@ -17,6 +17,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,10 @@ class ServiceReplica:
         self.models_dir = Path(models_dir)
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Requests wait in their threads for their batch, so batches run on threads of their own (sharing one pool
+        # would let waiting requests take every thread and no batch could run).
+        self._requests = ThreadPoolExecutor(max(1, settings.max_ongoing_requests), thread_name_prefix="studio-request")
+        self._batches = ThreadPoolExecutor(1, thread_name_prefix="studio-batch")
         self._local = threading.local()
         self._graph_calls = Counter()  # encoder calls actually run, by graph name
         self._batched_requests = Counter()  # encoder calls asked for, by graph name
@@ -141,7 +146,7 @@ class ServiceReplica:
         """Runs `service.method(*args, **kwargs)` in a worker thread and returns its plain data (or `Raised`)."""
         self._loop = asyncio.get_running_loop()
         service = await self.service_for(serve.get_multiplexed_model_id() or DEFAULT_MODEL)
-        return await asyncio.to_thread(self._run, service, method, args, kwargs)
+        return await self._loop.run_in_executor(self._requests, self._run, service, method, args, kwargs)
 
     def _run(self, service, method: str, args: tuple, kwargs: dict):
         self._local.batches = []
@@ -178,7 +183,8 @@ class ServiceReplica:
         results: list = [None] * len(items)
         for indices in groups.values():
             graph, name = items[indices[0]][0], items[indices[0]][1]
-            outputs = await asyncio.to_thread(run_batch, graph, [items[i][2] for i in indices])
+            batch = [items[i][2] for i in indices]
+            outputs = await asyncio.get_running_loop().run_in_executor(self._batches, run_batch, graph, batch)
             self._graph_calls[name] += 1
             self._batched_requests[name] += len(indices)
             for i, out in zip(indices, outputs):
