@@ -8,7 +8,6 @@ sentence and the app keeps serving.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import time
@@ -64,7 +63,7 @@ class ServedService:
                 self._inner[name] = ServedService(value, self._serving)
             return self._inner[name]
         if returns_data(type(self._local), name):
-            return functools.partial(self._remote, name)
+            return lambda *args, **kwargs: self._remote(name, args, kwargs)
         return value
 
     def _remote(self, method: str, args: tuple, kwargs: dict):
