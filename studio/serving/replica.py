@@ -171,7 +171,8 @@ class ServiceReplica:
     def _submit(self, graph, name: str, inputs: dict) -> dict:
         """Called from a request's worker thread: hands the graph call to the batcher on the replica's loop."""
         outputs, size = asyncio.run_coroutine_threadsafe(self.encode((graph, name, inputs)), self._loop).result()
-        self._local.batches.append({"graph": name, "requests": size})
+        if hasattr(self._local, "batches"):  # a thread the service started itself reports nowhere
+            self._local.batches.append({"graph": name, "requests": size})
         return outputs
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
