@@ -149,7 +149,7 @@ def tqdm_progress(title: str):
         bar.n = round(100 * max(0.0, min(1.0, fraction)))
         bar.refresh()
         if fraction >= 1.0:
-            bar.close()
+            _close(bar)
 
     return progress
 
@@ -157,8 +157,17 @@ def tqdm_progress(title: str):
 def close_bars() -> None:
     """Clears the progress bars still drawn (before an error sentence, so it is not hidden behind one)."""
     for bar in _open_bars:
-        bar.close()
+        _close(bar)
     _open_bars.clear()
+
+
+def _close(bar) -> None:
+    """Closes a bar; an app launched in this process (`studio bench serve`) has gradio patch tqdm's close for its
+    progress tracking, which fails on bars made before it."""
+    try:
+        bar.close()
+    except AttributeError:
+        bar.disable = True
 
 
 def say(sentence: str) -> None:
