@@ -10,9 +10,11 @@ replica, against the app's own process) and the memory its processes hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -67,6 +69,12 @@ def run_bench(
             replicas, each with batching on and off).
         progress: Receives fractions and sentences.
     """
+    # The app and Ray print to stdout as they start and stop; the report alone goes there.
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run(model, runs, device, clients, configurations, progress)
+
+
+def _run(model, runs, device, clients, configurations, progress) -> dict:
     from studio.bench.timing import build_bench_model
 
     cores = os.cpu_count() or 1
