@@ -19,6 +19,7 @@ from studio.services.base import LoadedModels, Runtime  # noqa: E402
 from studio.serving.settings import DeploymentSettings, ServingPlan  # noqa: E402
 
 pytestmark = pytest.mark.ray
+ARTIFACT_PREFIX = "browser-serving"  # screenshots: test-artifacts/browser-serving-*.png
 
 TIMINGS = (
     "latency_ms",
@@ -311,41 +312,50 @@ def test_a_killed_replica_is_restarted_and_the_next_request_succeeds(
     assert time.monotonic() - started < 120
 
 
-def test_the_app_in_serve_ray_mode_through_gradio_client(serving, models_dir_all, tiny_clip_dir, photo):
-    from gradio_client import Client, handle_file
-
-    from studio.services.zero_shot import ZeroShotService
+@pytest.fixture(scope="module")
+def ray_app(serving, models_dir_all, tiny_clip_dir):
+    """The real app on 127.0.0.1 with its tasks on the module's Ray Serve, the tiny CLIP preselected."""
     from studio.ui.app import launch
     from tests.helpers import free_port
 
     port = free_port()
     demo = launch(
-        host="127.0.0.1",
-        port=port,
-        models_dir=models_dir_all,
-        open_browser=False,
-        models={"zero-shot": str(tiny_clip_dir)},
-        block=False,
-        serving=serving,
-    )
+        host="127.0.0.1", port=port, models_dir=models_dir_all, open_browser=False,
+        models={"zero-shot": str(tiny_clip_dir)}, block=False, serving=serving,
+    )  # fmt: skip
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        scores, announce, _, badge = client.predict(
-            handle_file(str(photo)),
-            "cat, astronaut, cup of coffee",
-            str(tiny_clip_dir),
-            "onnx",
-            "cpu",
-            "fp32",
-            "single",
-            "a photo of a {}.",
-            "",
-            api_name="/classify",
-        )
+        yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+def test_the_app_in_serve_ray_mode_through_gradio_client(ray_app, models_dir_all, tiny_clip_dir, photo):
+    from gradio_client import Client, handle_file
+
+    from studio.services.zero_shot import ZeroShotService
+
+    client = Client(ray_app, verbose=False)
+    scores, announce, _, badge = client.predict(
+        handle_file(str(photo)), "cat, astronaut, cup of coffee", str(tiny_clip_dir), "onnx", "cpu", "fp32",
+        "single", "a photo of a {}.", "", api_name="/classify",
+    )  # fmt: skip
     expected = ZeroShotService(LoadedModels(models_dir_all))(
         photo, "cat, astronaut, cup of coffee", runtime=Runtime(str(tiny_clip_dir), backend="onnx", device="cpu")
     )
     assert scores["label"] == expected["labels"][0]["label"]
     assert "Ray Serve · 1 replica · ONNX Runtime · CPU" in badge
+
+
+@pytest.mark.browser
+def test_the_zero_shot_tab_in_the_browser_says_it_runs_on_ray_serve(ray_app, browser, artifacts, photo):
+    from playwright.sync_api import expect
+
+    from tests.helpers import open_page, screenshot_on_failure
+
+    page = open_page(browser, ray_app)
+    with screenshot_on_failure(page, artifacts / "browser-serving-photo-FAILED.png"):
+        page.get_by_role("tab", name="Photo").click()
+        page.locator("#zs-photo input[type=file]").set_input_files(str(photo))
+        expect(page.locator("#zs-announce")).to_contain_text("Best match:")
+        expect(page.locator("#zs-runtime")).to_contain_text("Ray Serve · 1 replica · ONNX Runtime · CPU")
+        page.screenshot(path=str(artifacts / "browser-serving-photo-classified.png"), full_page=True)
