@@ -163,7 +163,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         gr.Markdown(
             "# Multimodal Studio\n"
             "Point your camera or a photo at modern multimodal models and see what they understand. "
-            "Everything runs on this computer."
+            + (
+                "The models run on a Ray cluster."
+                if getattr(ctx.serving, "remote", False)
+                else "Everything runs on this computer."
+            )
         )
         with gr.Tabs():
             for title, build in TABS:
