@@ -167,7 +167,7 @@ def _close(bar) -> None:
     try:
         bar.close()
     except AttributeError:
-        bar.disable = True
+        bar.close = lambda: None  # tqdm closes again when collected
 
 
 def say(sentence: str) -> None:
