@@ -47,3 +47,7 @@ class ClassifierError(StudioError):
 
 class CorruptClassifierError(ClassifierError):
     """A saved classifier's files no longer match the checksums written when it was saved."""
+
+
+class ServingError(StudioError):
+    """Ray Serve cannot be reached, a task's service cannot start there, or it is restarting."""

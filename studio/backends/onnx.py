@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ class OnnxBackend:
         path: The .onnx file.
         device: "auto", "cuda" or "cpu" (see `providers.requested_providers`).
         variant: "fp32" or "int8", for the runtime badge.
-        threads: Intra-op threads; 0 lets ONNX Runtime use one per physical core.
+        threads: Intra-op threads; 0 takes STUDIO_ONNX_THREADS (set per Ray Serve replica from its CPU share), else
+            lets ONNX Runtime use one per physical core.
     """
 
     def __init__(self, path: Path, device: str = "auto", variant: str = "fp32", threads: int = 0) -> None:
@@ -40,7 +42,7 @@ class OnnxBackend:
         ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or int(os.environ.get("STUDIO_ONNX_THREADS") or 0)
         wanted = requested_providers(device)
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
         used = tuple(self.session.get_providers())

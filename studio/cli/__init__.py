@@ -12,7 +12,18 @@ import sys
 from pathlib import Path
 
 from studio.cli.bench import BENCH
-from studio.cli.common import TASKS, Command, Group, add_common, close_bars, models_dir, print_json, say
+from studio.cli.common import (
+    TASKS,
+    Command,
+    Group,
+    add_common,
+    add_serving,
+    close_bars,
+    models_dir,
+    print_json,
+    say,
+    serving_plan,
+)
 from studio.cli.finetune import FINETUNE
 from studio.cli.models import COMMANDS as MODEL_COMMANDS
 from studio.cli.predict import PREDICT
@@ -61,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-pictures", action="store_true", help="with --trial-log: keep each output's picture beside the log"
     )
     _add_sharing(parser)
+    add_serving(parser)
     add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command")
     for name, entry in COMMANDS.items():
@@ -139,23 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     command: Command | None = getattr(args, "run", None)
     if command is None:
-        from studio.sharing import parse_limits, parse_logins
-        from studio.ui.app import launch
-
-        launch(
-            host=args.host,
-            port=args.port,
-            models_dir=models_dir(args),
-            open_browser=not args.no_browser,
-            models=_app_models(args.app_models),
-            trial_log=args.trial_log,
-            participant=args.participant,
-            keep_pictures=args.keep_pictures,
-            shared=args.shared,
-            allow_paths=args.allow_path,
-            logins=parse_logins(args.auth, args.auth_file),
-            limits=parse_limits(args.limit),
-        )
+        _open_app(args)
         return 0
     result = command.run(args)
     if isinstance(result, int):
@@ -165,6 +161,37 @@ def _dispatch(args) -> int:
             say(notice)
     print_json(result)
     return 0
+
+
+def _open_app(args) -> None:
+    """Serves the app until interrupted, its tasks in this process or on Ray Serve (stopped afterwards)."""
+    from studio.serving.cluster import start_serving
+    from studio.sharing import parse_limits, parse_logins
+    from studio.ui.app import launch
+
+    app_models = _app_models(args.app_models)
+    serving, said = start_serving(serving_plan(args), models_dir(args))
+    if serving is not None or args.serve == "auto":
+        say(said)
+    try:
+        launch(
+            host=args.host,
+            port=args.port,
+            models_dir=models_dir(args),
+            open_browser=not args.no_browser,
+            models=app_models,
+            trial_log=args.trial_log,
+            participant=args.participant,
+            keep_pictures=args.keep_pictures,
+            shared=args.shared,
+            allow_paths=args.allow_path,
+            logins=parse_logins(args.auth, args.auth_file),
+            limits=parse_limits(args.limit),
+            serving=serving,
+        )
+    finally:
+        if serving is not None:
+            serving.shutdown()
 
 
 def _app_models(pairs: list[str]) -> dict[str, str]:

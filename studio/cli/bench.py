@@ -31,6 +31,7 @@ BENCHES = {
     "read-text": Bench("studio.bench.read_text", runs=20),
     "search": Bench("studio.bench.search", runs=200, batch=True, batch_size=32, vectors=True),
     "vlm": Bench("studio.bench.vlm", runs=3, int8=True),
+    "serve": Bench("studio.bench.serve", runs=4),
 }
 
 
@@ -72,6 +73,7 @@ HELP = {
     "read-text": "benchmark read-text: ms per 640x480 frame, real PP-OCR weights, ours against the package's runner",
     "search": "benchmark search: 1M random vectors (IVF build, memory, query p50/p95, recall@10), exact over 50k, "
     "embedding ONNX vs PyTorch at batch 32",
+    "serve": "benchmark serving: 1/8/32 concurrent users of the Zero-shot tab, in-process against Ray Serve",
 }
 BENCH: dict[str, Command] = {
     name: Command(HELP.get(name, f"benchmark {name}: ONNX Runtime against PyTorch"), _arguments(b), _runner(b))

@@ -58,6 +58,40 @@ def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+def add_serving(p: argparse.ArgumentParser, top: bool = True) -> None:
+    """--serve, --ray-address and --serve-config: where the app's tasks run (the app, and `studio models`)."""
+    if top:
+        p.add_argument(
+            "--serve",
+            choices=("inprocess", "ray", "auto"),
+            default=None,
+            help="run each task in this process (default), on Ray Serve, or on Ray Serve when it can be reached",
+        )
+        p.add_argument(
+            "--ray-address",
+            default=None,
+            metavar="ADDRESS",
+            help="join this Ray cluster (auto, or ray://host:10001), not a new local one; implies --serve ray",
+        )
+    p.add_argument(
+        "--serve-config",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        metavar="FILE",
+        help="a TOML file of per-task deployment settings (replicas, num_cpus, num_gpus, batching...)",
+    )
+
+
+def serving_plan(args: argparse.Namespace):
+    """The `studio.serving.settings.ServingPlan` of --serve, --ray-address and --serve-config."""
+    from studio.serving.settings import ServingPlan, read_config
+
+    address = getattr(args, "ray_address", None)
+    mode = getattr(args, "serve", None) or ("ray" if address else "inprocess")
+    path = getattr(args, "serve_config", None)
+    return ServingPlan(mode=mode, address=address, overrides=read_config(path) if path else {})
+
+
 def add_runtime(p: argparse.ArgumentParser, variant: bool = True, help_model: str | None = None) -> None:
     """--model, --backend, --device (and --variant): which model runs, and on what."""
     p.add_argument(
@@ -115,7 +149,7 @@ def tqdm_progress(title: str):
         bar.n = round(100 * max(0.0, min(1.0, fraction)))
         bar.refresh()
         if fraction >= 1.0:
-            bar.close()
+            _close(bar)
 
     return progress
 
@@ -123,8 +157,17 @@ def tqdm_progress(title: str):
 def close_bars() -> None:
     """Clears the progress bars still drawn (before an error sentence, so it is not hidden behind one)."""
     for bar in _open_bars:
-        bar.close()
+        _close(bar)
     _open_bars.clear()
+
+
+def _close(bar) -> None:
+    """Closes a bar; an app launched in this process (`studio bench serve`) has gradio patch tqdm's close for its
+    progress tracking, which fails on bars made before it."""
+    try:
+        bar.close()
+    except AttributeError:
+        bar.close = lambda: None  # tqdm closes again when collected
 
 
 def say(sentence: str) -> None:

@@ -6,7 +6,18 @@ import json
 import sys
 from pathlib import Path
 
-from studio.cli.common import BACKENDS, DEVICES, TASKS, Command, models_dir, runtime_of, say, tqdm_progress
+from studio.cli.common import (
+    BACKENDS,
+    DEVICES,
+    TASKS,
+    Command,
+    add_serving,
+    models_dir,
+    runtime_of,
+    say,
+    serving_plan,
+    tqdm_progress,
+)
 
 
 def _export_args(p):
@@ -27,12 +38,21 @@ def _export(args) -> dict:
 
 def _models_args(p):
     p.add_argument("--task", choices=TASKS, default=None)
+    add_serving(p, top=False)
 
 
 def _models(args) -> dict:
     from studio.loading import registry_states
 
-    return {"models_dir": str(models_dir(args)), "models": registry_states(models_dir(args), args.task)}
+    plan = serving_plan(args)
+    serving = {"mode": plan.mode, "address": plan.address, "deployments": plan.table()}
+    if args.task:
+        serving["deployments"] = {args.task: serving["deployments"].get(args.task) or plan.table_row(args.task)}
+    return {
+        "models_dir": str(models_dir(args)),
+        "models": registry_states(models_dir(args), args.task),
+        "serving": serving,
+    }
 
 
 def _download_args(p):

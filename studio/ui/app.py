@@ -42,6 +42,7 @@ class AppContext:
         trial: The trial log (`studio.trial.TrialLog`) while it is on, None while off (`studio.ui.trial_panel`).
         sharing: What visitors of a shared app may ask for (`studio.sharing`): every input naming a server path
             goes through `sharing.check_folder`; the services check models, labels and lengths against it.
+        serving: Ray Serve (`studio.serving.cluster.RayServing`) when tasks are served there, None in-process.
     """
 
     models_dir: Path
@@ -50,10 +51,26 @@ class AppContext:
     loaded: LoadedModels = None
     trial: object = None
     sharing: SharingPolicy = LOCAL
+    serving: object = None
+    _services: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loaded is None:
             self.loaded = LoadedModels(self.models_dir, sharing=self.sharing)
+
+    def service(self, service_class):
+        """The one instance of a service the tabs call: in this process, or on its Ray Serve deployment (the same
+        calls either way)."""
+        if service_class not in self._services:
+            service = service_class(self.loaded)
+            if self.serving is not None:
+                from studio.serving.cluster import service_task
+                from studio.serving.proxy import ServedService
+
+                if self.serving.settings(service_task(service_class)).served:
+                    service = ServedService(service, self.serving)
+            self._services[service_class] = service
+        return self._services[service_class]
 
 
 # (tab title, builder): adding a tab is one module and one line here.
@@ -171,7 +188,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             gr.Markdown(
                 "# Multimodal Studio\n"
                 "Point your camera or a photo at modern multimodal models and see what they understand. "
-                "Everything runs on this computer."
+                + (
+                    "The models run on a Ray cluster."
+                    if getattr(ctx.serving, "remote", False)
+                    else "Everything runs on this computer."
+                )
             )
             with gr.Column(scale=0, min_width=320):
                 contrast = theme.high_contrast_switch()
@@ -211,6 +232,7 @@ def launch(
     allow_paths: list[Path] | tuple = (),
     logins: list[tuple[str, str]] | None = None,
     limits: Limits | None = None,
+    serving=None,
 ):
     """Builds and serves the app.
 
@@ -228,6 +250,7 @@ def launch(
         allow_paths: Folders visitors of a shared app may name (model folders, folders of examples, index folders).
         logins: (user, password) pairs visitors log in with (gradio's auth); None: no login.
         limits: Request limits of a shared app (default `studio.sharing.Limits()`).
+        serving: A connected `studio.serving.cluster.RayServing` to serve the tasks on (None: in this process).
 
     Raises:
         TrialError: The trial log's folder cannot be made, or the participant code is not a code.
@@ -243,7 +266,7 @@ def launch(
     sharing = SharingPolicy.for_app(
         host, shared, allow_paths, models_dir, models.values(), limits or Limits(), auth=bool(logins)
     )
-    ctx = AppContext(models_dir=models_dir, models=models, sharing=sharing)
+    ctx = AppContext(models_dir=models_dir, models=models, sharing=sharing, serving=serving)
     if trial_log is not None:
         ctx.trial = TrialLog(Path(trial_log), participant or NO_PARTICIPANT, keep_pictures)
     ctx.models_dir.mkdir(parents=True, exist_ok=True)
@@ -251,7 +274,9 @@ def launch(
         log.warning("removed %s, left behind by an export or save that was stopped", leftover)
     demo = build_app(ctx)
     guard_events(demo, sharing)
-    demo.queue(default_concurrency_limit=4)
+    # In-process, 4 requests at once share the cores; served on Ray, the replicas do the work and Ray queues the rest,
+    # so more requests may wait there at once (and be batched together).
+    demo.queue(default_concurrency_limit=4 if serving is None else 64)
     if sharing.shared:
         limit_queue(demo, sharing)
         if not logins:

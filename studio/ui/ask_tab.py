@@ -20,6 +20,7 @@ from studio.ui.components import (
     live_region,
     problem,
     runtime_badge,
+    service_of,
     session_of,
     ui_progress,
 )
@@ -44,13 +45,13 @@ class AskTab:
 
     trial = TrialHook()  # the trial log (build sets the app's)
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.ask import AskService
 
-        self.service = AskService(loaded)
+        self.service = service_of(ctx, AskService)
         self.speech = ServerSpeech()
         self.said = 0
-        self.streams = DescribeStreams(loaded, "ask-announce")
+        self.streams = DescribeStreams(getattr(ctx, "loaded", ctx), "ask-announce")
 
     def ask(
         self,
@@ -251,7 +252,7 @@ def _mode_buttons(mode: str):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = AskTab(ctx.loaded)
+    tab = AskTab(ctx)
     tab.trial = TrialHook(ctx, "Ask")
     gr.Markdown(
         "## Ask about what the camera sees\n"

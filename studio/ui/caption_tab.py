@@ -22,6 +22,7 @@ from studio.ui.components import (
     live_region,
     problem,
     runtime_badge,
+    service_of,
     session_of,
     ui_progress,
 )
@@ -46,16 +47,16 @@ class CaptionTab:
 
     trial = TrialHook()  # the trial log (build sets the app's)
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.caption import CaptionService
 
-        self.service = CaptionService(loaded)
+        self.service = service_of(ctx, CaptionService)
         self.gate = LatestFrameGate()
         self.narrators: dict[str, Narrator] = {}
         self.warn_once = WarnOnce("Caption")
         self.speech = ServerSpeech()
         self.said = 0
-        self.streams = DescribeStreams(loaded, "cap-announce")
+        self.streams = DescribeStreams(getattr(ctx, "loaded", ctx), "cap-announce")
 
     def narrator(self, session: str, interval: float, threshold: float) -> Narrator:
         narrator = self.narrators.setdefault(session, Narrator())
@@ -256,7 +257,7 @@ def _describe_buttons(verbosity: str):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = CaptionTab(ctx.loaded)
+    tab = CaptionTab(ctx)
     tab.trial = TrialHook(ctx, "Caption")
     gr.Markdown(
         "## Describe what the camera sees\n"

@@ -108,3 +108,10 @@ class WarnOnce(Toasts):
 
     def __call__(self, session: str, message: str, level: str = "warning") -> bool:
         return super().__call__(session, message, level)
+
+
+def service_of(ctx, service_class):
+    """The service a tab calls: the app's one instance (in this process or on Ray Serve: `AppContext.service`), or
+    a new in-process one for a bare `LoadedModels` (a tab built on its own, as tests do)."""
+    service = getattr(ctx, "service", None)
+    return service(service_class) if callable(service) else service_class(ctx)

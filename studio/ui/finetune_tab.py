@@ -13,7 +13,7 @@ from studio.errors import StudioError
 from studio.media.text import typed_items
 from studio.services.base import Runtime
 from studio.ui.a11y import notify
-from studio.ui.components import live_region, problem, runtime_badge, session_of, ui_progress
+from studio.ui.components import live_region, problem, runtime_badge, service_of, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,12 @@ def confusion_text(classes: list[str], confusion) -> str:
 class FinetuneTab:
     """The tab's state shared by sessions: the classifier store and loaded zero-shot models."""
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.classifiers import ClassifierService
 
-        self.service = ClassifierService(loaded)
+        self.service = service_of(ctx, ClassifierService)
         self.store = self.service.store
-        self.sharing = loaded.sharing
+        self.sharing = getattr(ctx, "loaded", ctx).sharing
         self._cancel: dict[str, threading.Event] = {}
 
     # Helpers ----------------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ class FinetuneTab:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = FinetuneTab(ctx.loaded)
+    tab = FinetuneTab(ctx)
     names = tab.store.names()
     gr.Markdown(
         "## Teach the model your own classes\n"

@@ -18,7 +18,16 @@ from studio.errors import StudioError
 from studio.live import LatestFrameGate
 from studio.services.base import Runtime
 from studio.ui.a11y import notify
-from studio.ui.components import LenientImage, WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
+from studio.ui.components import (
+    LenientImage,
+    WarnOnce,
+    live_region,
+    problem,
+    runtime_badge,
+    service_of,
+    session_of,
+    ui_progress,
+)
 from studio.ui.model_panel import build_model_panel
 from studio.ui.speech_panel import ServerSpeech, build_speech_panel, spoken_outputs
 from studio.ui.trial_panel import TrialHook
@@ -34,10 +43,10 @@ class ReadTextTab:
 
     trial = TrialHook()
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.read_text import ReadTextService
 
-        self.service = ReadTextService(loaded)
+        self.service = service_of(ctx, ReadTextService)
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce("Read text")
         self.speech = ServerSpeech()
@@ -213,7 +222,7 @@ def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
     from studio.paths import assets_dir
 
-    tab = ReadTextTab(ctx.loaded)
+    tab = ReadTextTab(ctx)
     tab.trial = TrialHook(ctx, "Read text")
     gr.Markdown(
         "## Read the text in a picture\n"

@@ -23,6 +23,7 @@ from studio.ui.components import (
     example_photos,
     live_region,
     problem,
+    service_of,
     session_of,
     ui_progress,
 )
@@ -49,10 +50,10 @@ class SoundTab:
 
     trial = TrialHook()  # the trial log (build sets the app's)
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.sound_scene import SoundSceneService
 
-        self.service = SoundSceneService(loaded)
+        self.service = service_of(ctx, SoundSceneService)
         self.listeners: dict[str, tuple[tuple, object, threading.Lock]] = {}
         self.warn_once = WarnOnce("Sound & scene")
 
@@ -317,7 +318,7 @@ def comparison_markdown(evaluation: dict) -> str:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = SoundTab(ctx.loaded)
+    tab = SoundTab(ctx)
     tab.trial = TrialHook(ctx, "Sound & scene")
     gr.Markdown(
         "## What is happening? Listen and look\n"

@@ -13,7 +13,7 @@ from studio.live import RollingClip, spread
 from studio.media.video import VIDEO_SUFFIXES, clock
 from studio.services.base import Runtime
 from studio.ui.a11y import notify
-from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, session_of, ui_progress
+from studio.ui.components import WarnOnce, live_region, problem, runtime_badge, service_of, session_of, ui_progress
 from studio.ui.model_panel import build_model_panel
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,10 @@ MAX_CAMERA_STREAMS = 64
 class VideoTab:
     """The tab's state shared by all sessions: loaded models, camera buffers, stop requests."""
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.video import VideoService
 
-        self.service = VideoService(loaded)
+        self.service = service_of(ctx, VideoService)
         self.warn_once = WarnOnce("Video")
         self.buffers: dict[str, RollingClip] = {}
         self.stop_requests: set[str] = set()
@@ -222,7 +222,7 @@ def timeline_plot(result: dict):
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = VideoTab(ctx.loaded)
+    tab = VideoTab(ctx)
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(

@@ -18,6 +18,7 @@ from studio.ui.components import (
     live_region,
     problem,
     runtime_badge,
+    service_of,
     session_of,
     ui_progress,
 )
@@ -44,10 +45,10 @@ TEMPLATE_CHOICES = [
 class ZeroShotTab:
     """The tab's state shared by all sessions: the service, the live-frame gate, shown warnings."""
 
-    def __init__(self, loaded) -> None:
+    def __init__(self, ctx) -> None:
         from studio.services.zero_shot import ZeroShotService
 
-        self.service = ZeroShotService(loaded)
+        self.service = service_of(ctx, ZeroShotService)
         self.gate = LatestFrameGate()
         self.warn_once = WarnOnce("Zero-shot")
 
@@ -156,7 +157,7 @@ def _label_value(labels: list[dict]) -> dict:
 
 def build(ctx) -> None:
     """Builds the tab inside the current Blocks context."""
-    tab = ZeroShotTab(ctx.loaded)
+    tab = ZeroShotTab(ctx)
     preselected = ctx.models.get(TASK)
 
     gr.Markdown(
