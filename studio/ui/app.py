@@ -104,6 +104,9 @@ _CSS = """
 #sr-eval-announce { font-size: 1.1rem; font-weight: 600; min-height: 1.6em; }
 #sr-announce.studio-problem, #sr-index-announce.studio-problem, #sr-match-announce.studio-problem,
 #sr-eval-announce.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
+/* gradio's "add more files" toolbar button nests a 16 px upload button inside a button (axe: nested-interactive,
+   target-size); more files are added by clearing the list (its x button) and dropping them all again. */
+#sr-uploads button[aria-label="Upload a file"], #sr-uploads button[aria-label="common.upload"] { display: none; }
 #snd-announce.studio-problem, #snd-teach-status.studio-problem { font-size: 1rem; font-weight: 500; color: #9a3412; }
 """
 

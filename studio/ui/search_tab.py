@@ -309,6 +309,10 @@ def build(ctx) -> None:
                 label="Or upload photos, videos or sounds (kept with the index)",
                 elem_id="sr-uploads",
             )
+            # the main action right after the input (keyboard path), its settings after it
+            with gr.Row():
+                build_btn = gr.Button("Build or update the index", variant="primary", elem_id="sr-build")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="sr-stop")
             with gr.Row():
                 frame_every = gr.Slider(
                     0.5, 30, value=2, step=0.5, label="Keep a video frame every (seconds)", elem_id="sr-frame-every"
@@ -316,9 +320,6 @@ def build(ctx) -> None:
                 rebuild = gr.Checkbox(
                     value=False, label="Embed every file again (after choosing another model)", elem_id="sr-rebuild"
                 )
-            with gr.Row():
-                build_btn = gr.Button("Build or update the index", variant="primary", elem_id="sr-build")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="sr-stop")
             index_announce = gr.HTML(live_region("", "sr-index-announce"), label="Indexing")
         with gr.Column(scale=1):
             gr.Markdown("#### 2. Search it")
